@@ -1,0 +1,318 @@
+"""Training in a child process, driven from the parent by control messages.
+
+Why a process: a training thread inside the GUI process holds the GIL in bursts and stalls the event loop
+for 150-230 ms at a time (measured, see docs/benchmarks.md); a child process keeps the window smooth and
+loses almost no throughput. The child runs the ordinary :class:`Trainer` with a callback that streams
+plain-data messages back, throttled: step metrics at most every `metrics_interval` seconds, weight
+snapshots at most every `snapshot_interval` seconds and only after the parent acknowledged the last one
+(so the pipe never fills faster than the window draws). No Qt here: the window's QThread polls this object.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cnnviz.config import Recipe
+from cnnviz.errors import CnnvizError
+from cnnviz.training.callbacks import Callback
+from cnnviz.training.messages import FAILED, PAUSED, FitResult, Saved, StepBatch
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """What the child process should do."""
+
+    spec: dict  # ModelSpec.to_dict()
+    recipe: Recipe
+    resume_from: str | None = None  # checkpoint to continue
+    autosave_path: str | None = None  # written atomically at every epoch end and at the end of the run
+    metrics_interval: float = 0.05  # seconds between metric messages (20 Hz)
+    snapshot_interval: float = 0.2  # seconds between weight snapshots (5 Hz), if the last one was taken
+    threads: int | None = None  # torch threads in the child; None: cores - 1
+    start_paused: bool = False  # park before the first batch (the window's Step on a fresh run)
+    extra: dict = field(default_factory=dict)
+
+
+class TrainingProcess:
+    """Parent-side handle of one training run in a child process. Not thread-safe: use from one thread."""
+
+    def __init__(self, job: TrainingJob) -> None:
+        self.job = job
+        ctx = mp.get_context("spawn")  # never fork a process that runs Qt and torch threads
+        self._inbox, child_out = ctx.Pipe(duplex=False)
+        child_in, self._outbox = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(target=_child_main, args=(job, child_out, child_in), daemon=True,
+                                    name="cnnviz-training")
+        self._child_ends = (child_out, child_in)
+        self._finished = False
+
+    def start(self) -> None:
+        self._process.start()
+        for end in self._child_ends:
+            end.close()
+
+    # -- control ---------------------------------------------------------------------------------------
+    def pause(self) -> None:
+        self._send("pause")
+
+    def resume(self) -> None:
+        self._send("resume")
+
+    def step(self) -> None:
+        self._send("step")
+
+    def request_stop(self) -> None:
+        self._send("stop")
+
+    def set_learning_rate(self, lr: float) -> None:
+        self._send("lr", float(lr))
+
+    def set_batch_size(self, batch_size: int) -> None:
+        self._send("batch_size", int(batch_size))
+
+    def ack_snapshot(self) -> None:
+        """Tell the child the last weight snapshot was used, so it may send the next one."""
+        self._send("ack")
+
+    def save(self, path: str) -> None:
+        """Ask the child to write a checkpoint to `path` between two batches (answered by a Saved message)."""
+        self._send("save", str(path))
+
+    def _send(self, *message) -> None:
+        try:
+            self._outbox.send(message)
+        except (BrokenPipeError, EOFError, OSError):
+            pass  # the child is gone; poll() reports how it ended
+
+    # -- messages --------------------------------------------------------------------------------------
+    def poll(self, timeout: float = 0.0, limit: int = 256) -> list:
+        """Messages that arrived (waiting up to `timeout` s for the first). Reports a child that died."""
+        messages = []
+        try:
+            if self._inbox.poll(timeout):
+                while len(messages) < limit and self._inbox.poll(0):
+                    messages.append(self._inbox.recv())
+        except (EOFError, OSError):
+            if not self._finished and not any(isinstance(m, FitResult) for m in messages):
+                self._process.join(2.0)
+                code = self._process.exitcode
+                messages.append(FitResult(FAILED, 0, 0, 0.0, 0.0,
+                                          f"the training process ended unexpectedly (exit code {code})"))
+                self._finished = True
+        for message in messages:
+            if isinstance(message, FitResult):
+                self._finished = True
+        return messages
+
+    @property
+    def finished(self) -> bool:
+        """True once the run's FitResult was received (or the child died)."""
+        return self._finished
+
+    def is_alive(self) -> bool:
+        return self._process.is_alive()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._process.join(timeout)
+        return not self._process.is_alive()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the run and wait for the child; kill it only if it does not end in time."""
+        self.request_stop()
+        deadline = time.monotonic() + timeout
+        while self._process.is_alive() and time.monotonic() < deadline:
+            try:  # drain so the child never blocks on a full pipe
+                while self._inbox.poll(0.05):
+                    self._inbox.recv()
+            except (EOFError, OSError):
+                self._process.join(max(0.0, deadline - time.monotonic()))
+                break
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5.0)
+        self._close()
+
+    def _close(self) -> None:
+        for conn in (self._inbox, self._outbox):
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+# ---- the child side ---------------------------------------------------------------------------------
+class _Streamer(Callback):
+    """Sends throttled plain-data messages to the parent."""
+
+    def __init__(self, conn, job: TrainingJob) -> None:
+        self.conn, self.job = conn, job
+        self.lock = threading.Lock()  # the control thread and the loop both send
+        self.losses, self.accuracies, self.lrs = [], [], []
+        self.first_step, self.latest = 1, None
+        self.last_flush = 0.0
+        self.snapshot_acked, self.next_snapshot = True, 0.0
+        self.paused = False
+        self.saved_step = -1  # step of the last autosave
+
+    def send(self, message) -> None:
+        with self.lock:
+            self.conn.send(message)
+
+    def on_step_end(self, trainer, metrics) -> None:
+        if not self.losses:
+            self.first_step = metrics.step
+        self.losses.append(metrics.loss); self.accuracies.append(metrics.accuracy); self.lrs.append(metrics.lr)
+        self.latest = metrics
+        now = time.perf_counter()
+        if now - self.last_flush >= self.job.metrics_interval or self.paused:
+            self.flush(now)
+        if self.snapshot_acked and now >= self.next_snapshot or self.paused:
+            self.send_snapshot(trainer, now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self.losses:
+            f32 = np.float32
+            self.send(StepBatch(self.first_step, np.array(self.losses, f32), np.array(self.accuracies, f32),
+                                np.array(self.lrs, f32), self.latest))
+            self.losses, self.accuracies, self.lrs = [], [], []
+        self.last_flush = time.perf_counter() if now is None else now
+
+    def send_snapshot(self, trainer, now: float | None = None) -> None:
+        self.snapshot_acked = False
+        self.next_snapshot = (time.perf_counter() if now is None else now) + self.job.snapshot_interval
+        self.send(trainer.snapshot())
+
+    def on_epoch_end(self, trainer, metrics) -> None:
+        self.flush()
+        self.send(metrics)
+        self.autosave(trainer)
+
+    def on_evaluation(self, trainer, evaluation) -> None:
+        self.flush()
+        self.send(evaluation)
+
+    def on_state_change(self, trainer, state, message) -> None:
+        self.flush()
+        self.paused = state == PAUSED
+        if self.paused:  # show the exact weights the run paused on
+            self.send_snapshot(trainer)
+        from cnnviz.training.messages import StateChanged
+
+        self.send(StateChanged(state, message))
+
+    def autosave(self, trainer) -> None:
+        if self.job.autosave_path and trainer.step_count != self.saved_step:
+            self.saved_step = trainer.step_count
+            self.save(trainer, self.job.autosave_path, autosave=True)
+
+    def save(self, trainer, path: str, autosave: bool = False) -> None:
+        from cnnviz.training.checkpoint import from_trainer, save_checkpoint
+
+        save_checkpoint(path, from_trainer(trainer))
+        self.send(Saved(str(path), trainer.epoch, trainer.step_count, autosave))
+
+
+def _control_loop(conn, trainer, streamer: _Streamer) -> None:
+    """Child thread: apply the parent's control messages to the trainer."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            trainer.request_stop()  # the parent is gone
+            return
+        kind, args = message[0], message[1:]
+        try:
+            if kind == "pause":
+                trainer.pause()
+            elif kind == "resume":
+                trainer.resume()
+            elif kind == "step":
+                trainer.step()
+            elif kind == "stop":
+                trainer.request_stop()
+            elif kind == "lr":
+                trainer.set_learning_rate(args[0])
+            elif kind == "batch_size":
+                trainer.set_batch_size(args[0])
+            elif kind == "ack":
+                streamer.snapshot_acked = True
+            elif kind == "save":
+                trainer.control.call_soon(lambda p=args[0]: _save_or_report(trainer, streamer, p))
+        except CnnvizError as exc:
+            streamer.send(_notice(str(exc)))
+        except (BrokenPipeError, OSError):
+            return
+
+
+def _save_or_report(trainer, streamer, path) -> None:
+    try:
+        streamer.save(trainer, path)
+    except (OSError, CnnvizError) as exc:
+        streamer.send(_notice(f"could not save {path}: {exc}"))
+
+
+def _notice(text: str):
+    from cnnviz.training.messages import StateChanged
+
+    return StateChanged("notice", text)
+
+
+def _child_main(job: TrainingJob, conn, control) -> None:
+    import torch
+
+    from cnnviz.data.prepare import load_data
+    from cnnviz.models import ModelSpec
+    from cnnviz.training.checkpoint import load_checkpoint, resume_trainer
+    from cnnviz.training.trainer import Trainer, default_threads
+
+    torch.set_num_threads(job.threads or default_threads())
+    streamer = _Streamer(conn, job)
+    trainer = None
+    try:
+        data = load_data(job.recipe.data, fallback=False)
+        if job.resume_from:
+            trainer = resume_trainer(load_checkpoint(job.resume_from), data, [streamer], recipe=job.recipe)
+        else:
+            trainer = Trainer(ModelSpec.from_dict(job.spec), job.recipe, data, [streamer])
+        if job.start_paused:
+            trainer.pause()
+        threading.Thread(target=_control_loop, args=(control, trainer, streamer), daemon=True).start()
+        result = trainer.fit()
+        try:
+            trainer.control.run_calls()  # a save asked for just as the run ended
+            if result.steps > 0:
+                streamer.autosave(trainer)
+        except (OSError, CnnvizError) as exc:
+            streamer.send(_notice(f"could not write the autosave: {exc}"))
+        streamer.send(result)
+    except CnnvizError as exc:
+        _send_quietly(streamer, FitResult(FAILED, 0, 0, 0.0, 0.0, str(exc)))
+    except BaseException as exc:  # a bug: report it, never hang the parent
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        _send_quietly(streamer, FitResult(FAILED, trainer.epoch if trainer else 0,
+                                          trainer.step_count if trainer else 0, 0.0, 0.0,
+                                          f"internal error in the training process: {detail}\n"
+                                          + traceback.format_exc()))
+    finally:
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
+def _send_quietly(streamer: _Streamer, message) -> None:
+    try:
+        streamer.send(message)
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def default_autosave_path(root: Path) -> Path:
+    """Where the window autosaves the current run."""
+    return root / "autosave" / "checkpoint.safetensors"

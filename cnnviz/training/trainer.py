@@ -1,0 +1,331 @@
+"""The training loop. It knows nothing of its consumers: everything else arrives as callbacks."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections import deque
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnviz.config import Recipe
+from cnnviz.data.prepare import PreparedData, Split
+from cnnviz.errors import CnnvizError, ConfigError, TrainingError
+from cnnviz.models import ModelSpec, build_model
+from cnnviz.training.callbacks import HOOKS, bound_hooks
+from cnnviz.training.control import RunControl
+from cnnviz.training.history import History
+from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, RUNNING, STOPPED, EpochMetrics, Evaluation,
+                                      FitResult, StepMetrics, WeightsSnapshot)
+from cnnviz.training.optim import learning_rate, make_optimizer, set_learning_rate
+
+
+# A batch-mean cross-entropy this large means logits thousands apart: the run has blown up (with ReLU nets
+# it then often "dies" at a finite loss instead of reaching NaN, so NaN alone is too late a signal).
+DIVERGED_LOSS = 1000.0
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an unavailable device is a clear error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use 'cpu' or 'auto'")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device 'mps' was asked for but Apple's MPS is not available; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def default_threads() -> int:
+    """Torch threads to use: every core but one, which is left for the window (at least 1)."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+class Trainer:
+    """Trains one model on prepared data with a recipe.
+
+    `pause()`, `resume()`, `step()` and `request_stop()` may be called from any thread and take effect
+    before the next batch. `fit()` returns a :class:`FitResult` and never raises for user errors
+    (diverging loss, out of memory): those end the run as FAILED with a message, keeping the last good weights.
+    """
+
+    def __init__(self, spec: ModelSpec, recipe: Recipe, data: PreparedData, callbacks=()) -> None:
+        self.recipe = recipe.validate()
+        self.data = data
+        if spec.num_classes != data.num_classes:
+            raise ConfigError(f"the model has {spec.num_classes} outputs but the task has {data.num_classes} "
+                              f"classes ({', '.join(data.class_names)})")
+        self.device = resolve_device(recipe.train.device)
+        torch.manual_seed(recipe.train.seed)
+        self.model = build_model(spec).to(self.device)
+        self.spec = self.model.spec
+        self.optimizer = make_optimizer(self.model.parameters(), recipe.optimizer)
+        self.shuffle = torch.Generator().manual_seed(recipe.train.seed)
+        self.control = RunControl()
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        self.step_count = 0  # batches done in all
+        self.batch_in_epoch = 0  # batches done in the current epoch
+        self.epoch_shuffle_state = self.shuffle.get_state()
+        self.last_evaluation: Evaluation | None = None
+        self.set_callbacks(callbacks)
+        weights = data.class_weights.to(self.device) if data.class_weights is not None else None
+        self._class_weights = weights
+        self._good_state = self._state_copy()
+
+    # -- control (thread-safe) -------------------------------------------------------------------------
+    def pause(self) -> None:
+        self.control.pause()
+
+    def resume(self) -> None:
+        self.control.resume()
+
+    def step(self) -> None:
+        self.control.step()
+
+    def request_stop(self) -> None:
+        self.control.request_stop()
+
+    def set_callbacks(self, callbacks) -> None:
+        self.callbacks = tuple(callbacks)
+        self._hooks = {hook: bound_hooks(self.callbacks, hook) for hook in HOOKS}
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Change the base learning rate while running (the schedule scales from it)."""
+        self.recipe = dataclasses.replace(self.recipe, optimizer=dataclasses.replace(self.recipe.optimizer, lr=lr))
+        self.recipe.optimizer.validate()
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Change the batch size; takes effect at the next epoch."""
+        self.recipe = dataclasses.replace(self.recipe, train=dataclasses.replace(self.recipe.train,
+                                                                                batch_size=batch_size))
+        self.recipe.train.validate()
+
+    # -- the loop --------------------------------------------------------------------------------------
+    def fit(self) -> FitResult:
+        """Train until the recipe's epochs are done, a stop is requested, or training fails."""
+        torch.set_num_threads(self.recipe.train.threads or default_threads())
+        cfg = self.recipe.train
+        started = time.perf_counter()
+        self._start_step, self._rate = self.step_count, _Rate()
+        status, error = FINISHED, None
+        self._parked = False
+        self._emit("on_fit_start", self)
+        self._emit("on_state_change", self, RUNNING, "")
+        try:
+            self._check_sizes()
+            while self.epoch < cfg.epochs and status == FINISHED:
+                self.model.train()
+                epoch_started, totals = time.perf_counter(), [0.0, 0, 0]  # loss sum, correct, seen
+                for x, y in self._epoch_batches():
+                    if not self._may_run():
+                        status = STOPPED
+                        break
+                    loss, correct = self._train_step(x, y)
+                    totals[0] += loss * len(y); totals[1] += correct; totals[2] += len(y)
+                    self._after_step(loss, correct / len(y), len(y), started)
+                    if cfg.max_steps is not None and self.step_count >= cfg.max_steps:
+                        break
+                else:
+                    self._end_epoch(totals, time.perf_counter() - epoch_started)
+                    continue
+                if status == FINISHED:  # max_steps reached mid-epoch
+                    break
+        except CnnvizError as exc:
+            status, error = FAILED, str(exc)
+            self._restore_good_state()
+            self._emit("on_exception", self, exc)
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            status, error = FAILED, _oom_message(self.recipe.train.batch_size, exc)
+            self._restore_good_state()
+            self._emit("on_exception", self, exc)
+        except BaseException as exc:
+            self._emit("on_exception", self, exc)
+            raise
+        seconds = time.perf_counter() - started
+        images = (self.step_count - self._start_step) * self.recipe.train.batch_size
+        fresh = self.last_evaluation is not None and self.last_evaluation.step == self.step_count
+        if status != FAILED and self.recipe.train.evaluate_test and not fresh and self.step_count > 0:
+            self.evaluate_test()
+        result = FitResult(status, self.epoch, self.step_count, seconds, images / seconds if seconds > 0 else 0.0,
+                           error, self.last_evaluation)
+        self._emit("on_state_change", self, status, error or "")
+        self._emit("on_fit_end", self, result)
+        return result
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+        lr = learning_rate(self.recipe.optimizer, self.step_count, self.epoch)
+        set_learning_rate(self.optimizer, lr)
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y, weight=self._class_weights)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value) or loss_value > DIVERGED_LOSS:
+            where = "the start" if self.epoch == 0 else f"epoch {self.epoch}"
+            raise TrainingError(
+                f"the loss became {loss_value:.4g} at step {self.step_count + 1} (epoch {self.epoch + 1}) with "
+                f"learning rate {lr:g}: training diverged. The weights from {where} (the last good ones) were "
+                f"kept; try a smaller learning rate.")
+        loss.backward()
+        self.optimizer.step()
+        correct = int((logits.argmax(1) == y).sum())
+        return loss_value, correct
+
+    def _epoch_batches(self):
+        """This epoch's shuffled batches, skipping those already done when resuming mid-epoch."""
+        if self.batch_in_epoch == 0:
+            self.epoch_shuffle_state = self.shuffle.get_state()
+        else:
+            self.shuffle.set_state(self.epoch_shuffle_state)
+        split = self.data.train
+        n, size = len(split), self.recipe.train.batch_size
+        order = torch.randperm(n, generator=self.shuffle).to(self.device)
+        images, labels = split.images.to(self.device), split.labels.to(self.device)
+        for start in range(self.batch_in_epoch * size, n, size):
+            index = order[start:start + size]
+            if len(index) < 2 and n > 1:  # a lone last example breaks batch norm and says nothing
+                return
+            yield images[index], labels[index]
+
+    def _after_step(self, loss: float, accuracy: float, images: int, started: float) -> None:
+        self.step_count += 1
+        self.batch_in_epoch += 1
+        lr = self.optimizer.param_groups[0]["lr"]
+        h = self.history
+        h.step_loss.append(loss); h.step_accuracy.append(accuracy); h.step_lr.append(lr)
+        hooks = self._hooks["on_step_end"]
+        if not hooks:
+            return
+        now = time.perf_counter()
+        rate = self._rate.add(now, images)
+        per_epoch = self.batches_per_epoch()
+        remaining = (self.recipe.train.epochs * per_epoch - self.step_count) * self.recipe.train.batch_size
+        if self.recipe.train.max_steps is not None:
+            remaining = min(remaining, (self.recipe.train.max_steps - self.step_count) * self.recipe.train.batch_size)
+        metrics = StepMetrics(self.step_count, self.epoch + 1, self.recipe.train.epochs, self.batch_in_epoch,
+                              per_epoch, loss, accuracy, lr, rate, remaining / rate if rate > 0 else None,
+                              now - started)
+        for hook in hooks:
+            hook(self, metrics)
+
+    def _end_epoch(self, totals: list, seconds: float) -> None:
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        val = evaluate(self.model, self.data.val, "val", self.step_count) if self.data.val is not None else None
+        seen = max(1, totals[2])
+        metrics = EpochMetrics(self.epoch, totals[0] / seen, totals[1] / seen, val.loss if val else None,
+                               val.accuracy if val else None, self.optimizer.param_groups[0]["lr"], seconds,
+                               totals[2] / seconds if seconds > 0 else 0.0)
+        self.history.epochs.append(metrics)
+        self._good_state = self._state_copy()
+        if self.recipe.train.evaluate_test:
+            self.evaluate_test()
+            self.history.test_accuracy.append(self.last_evaluation.accuracy)
+        self._emit("on_epoch_end", self, metrics)
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def evaluate_test(self) -> Evaluation:
+        """Evaluate the test set with the current weights and tell the callbacks."""
+        self.last_evaluation = evaluate(self.model, self.data.test, "test", self.step_count)
+        self._emit("on_evaluation", self, self.last_evaluation)
+        return self.last_evaluation
+
+    def batches_per_epoch(self) -> int:
+        n, size = len(self.data.train), self.recipe.train.batch_size
+        full, rest = divmod(n, size)
+        return full + (1 if rest >= 2 or (rest == 1 and n == 1) else 0)
+
+    def snapshot(self) -> WeightsSnapshot:
+        """A copy of the current weights as numpy arrays (call from the training thread)."""
+        state = {k: v.detach().to("cpu", copy=True).numpy() for k, v in self.model.state_dict().items()}
+        return WeightsSnapshot(self.step_count, self.epoch, state)
+
+    def _check_sizes(self) -> None:
+        n = len(self.data.train)
+        if n == 0:
+            raise TrainingError("the training set is empty")
+        if self.recipe.train.batch_size > n:
+            raise TrainingError(f"batch size {self.recipe.train.batch_size} is larger than the {n} training "
+                                f"examples; choose a batch size of at most {n}")
+
+    def _may_run(self) -> bool:
+        """Wait while paused; False when a stop was requested. Reports paused/running transitions."""
+        allowed = self.control.wait_to_run(self._on_parked)
+        if allowed and self._parked and not self.control.paused:
+            self._parked = False
+            self._emit("on_state_change", self, RUNNING, "")
+        return allowed
+
+    def _on_parked(self) -> None:
+        if not self._parked:
+            self._parked = True
+            self._emit("on_state_change", self, PAUSED, "")
+
+    def _emit(self, hook: str, *args) -> None:
+        for fn in self._hooks[hook]:
+            fn(*args)
+
+    def _state_copy(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _restore_good_state(self) -> None:
+        self.model.load_state_dict(self._good_state)
+
+
+class _Rate:
+    """Images per second over the last few seconds."""
+
+    def __init__(self, window: float = 3.0) -> None:
+        self.window = window
+        self.events: deque[tuple[float, int]] = deque()
+        self.images = 0
+
+    def add(self, now: float, images: int) -> float:
+        self.events.append((now, images))
+        self.images += images
+        while len(self.events) > 2 and now - self.events[0][0] > self.window:
+            self.images -= self.events.popleft()[1]
+        span = now - self.events[0][0]
+        if span <= 0:
+            return 0.0
+        return (self.images - self.events[0][1]) / span
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, split: Split, name: str = "test", step: int = 0,
+             batch_size: int = 1000) -> Evaluation:
+    """Loss, accuracy, per-class accuracy, confusion matrix and predictions on one split."""
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        probs, losses = [], 0.0
+        for start in range(0, len(split), batch_size):
+            x = split.images[start:start + batch_size].to(device)
+            y = split.labels[start:start + batch_size].to(device)
+            logits = model(x)
+            losses += float(F.cross_entropy(logits, y, reduction="sum"))
+            probs.append(torch.softmax(logits, 1).cpu())
+    finally:
+        model.train(was_training)
+    probabilities = torch.cat(probs).numpy().astype(np.float32) if probs else np.zeros((0, 0), np.float32)
+    labels = split.labels.cpu().numpy().astype(np.int64)
+    classes = probabilities.shape[1] if probabilities.size else 0
+    predicted = probabilities.argmax(1).astype(np.int64) if len(labels) else np.zeros(0, np.int64)
+    confusion = np.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+    per_class = np.divide(np.diag(confusion), confusion.sum(1), out=np.zeros(classes), where=confusion.sum(1) > 0)
+    n = max(1, len(labels))
+    return Evaluation(name, step, losses / n, float((predicted == labels).mean()) if len(labels) else 0.0,
+                      per_class, confusion.astype(np.int64), labels, predicted, probabilities)
+
+
+def _oom_message(batch_size: int, exc: BaseException) -> str:
+    return (f"out of memory with batch size {batch_size} ({type(exc).__name__}); the last good weights were kept. "
+            f"Try a smaller batch size or a smaller model.")

@@ -1,0 +1,113 @@
+"""Training in a child process: messages stream back throttled, control works, deaths are reported."""
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import time
+
+from cnnviz.config import DataConfig, OptimizerConfig, Recipe, TrainConfig
+from cnnviz.models import ModelSpec, conv, dense
+from cnnviz.training.checkpoint import load_checkpoint
+from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, STOPPED, EpochMetrics, Evaluation, FitResult, Saved,
+                                      StateChanged, StepBatch, WeightsSnapshot)
+from cnnviz.training.runner import TrainingJob, TrainingProcess
+
+SPEC = ModelSpec((conv(4, 5, 2, "same"), dense(10)))
+
+
+def job(tmp_path, **train) -> TrainingJob:
+    recipe = Recipe(data=DataConfig(validation="none", train_subset=1000),
+                    optimizer=OptimizerConfig(name="adam", lr=0.01),
+                    train=TrainConfig(**{"epochs": 2, "batch_size": 20, **train}))
+    return TrainingJob(spec=SPEC.to_dict(), recipe=recipe, autosave_path=str(tmp_path / "auto.safetensors"),
+                       threads=1)
+
+
+def drain(proc: TrainingProcess, until, timeout=60.0, ack=True):
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for m in proc.poll(0.05):
+            got.append(m)
+            if ack and isinstance(m, WeightsSnapshot):
+                proc.ack_snapshot()
+        if until(got):
+            return got
+    raise AssertionError(f"timed out; got {collections.Counter(type(m).__name__ for m in got)}")
+
+
+def test_a_run_streams_every_step_and_autosaves(tmp_path):
+    proc = TrainingProcess(job(tmp_path))
+    proc.start()
+    got = drain(proc, lambda ms: any(isinstance(m, FitResult) for m in ms))
+    proc.join(10)
+    result = got[-1]
+    assert isinstance(result, FitResult) and result.status == FINISHED and result.steps == 100
+    batches = [m for m in got if isinstance(m, StepBatch)]
+    steps = [b.first_step + i for b in batches for i in range(len(b.losses))]
+    assert steps == list(range(1, 101))  # every step's loss arrives, in order, none twice
+    assert len(batches) < 100  # ...but batched, not one message per step
+    assert sum(isinstance(m, EpochMetrics) for m in got) == 2
+    assert sum(isinstance(m, Evaluation) for m in got) == 2
+    assert [m.epoch for m in got if isinstance(m, Saved)] == [1, 2]
+    assert load_checkpoint(tmp_path / "auto.safetensors").step == 100
+
+
+def test_snapshots_wait_for_the_acknowledgement(tmp_path):
+    proc = TrainingProcess(job(tmp_path, epochs=3))
+    proc.start()
+    got = drain(proc, lambda ms: any(isinstance(m, FitResult) for m in ms), ack=False)
+    snapshots = [m for m in got if isinstance(m, WeightsSnapshot)]
+    assert len(snapshots) == 1  # never acknowledged: the window never got flooded
+
+
+def test_pause_step_resume_and_stop(tmp_path):
+    proc = TrainingProcess(job(tmp_path, epochs=50))
+    proc.start()
+    proc.pause()
+    got = drain(proc, lambda ms: any(isinstance(m, StateChanged) and m.state == PAUSED for m in ms))
+    done = lambda ms: max([b.first_step + len(b.losses) - 1 for b in ms if isinstance(b, StepBatch)] or [0])  # noqa
+    at_pause = done(got)
+    time.sleep(0.5)
+    more = drain(proc, lambda ms: True, timeout=0.5)
+    assert done(more) <= at_pause  # nothing trains while paused
+    proc.step()
+    more = drain(proc, lambda ms: done(ms) > 0)
+    assert done(more) == at_pause + 1
+    proc.save(str(tmp_path / "paused.safetensors"))
+    drain(proc, lambda ms: any(isinstance(m, Saved) and not m.autosave for m in ms))
+    assert load_checkpoint(tmp_path / "paused.safetensors").step == at_pause + 1
+    proc.resume()
+    proc.request_stop()
+    got = drain(proc, lambda ms: any(isinstance(m, FitResult) for m in ms))
+    assert got[-1].status == STOPPED
+    assert proc.join(10)
+
+
+def test_a_killed_child_is_reported_not_waited_for(tmp_path):
+    proc = TrainingProcess(job(tmp_path, epochs=500))
+    proc.start()
+    drain(proc, lambda ms: any(isinstance(m, StepBatch) for m in ms))
+    os.kill(proc._process.pid, signal.SIGKILL)
+    got = drain(proc, lambda ms: any(isinstance(m, FitResult) for m in ms))
+    assert got[-1].status == FAILED and "ended unexpectedly" in got[-1].error
+
+
+def test_bad_job_fails_with_a_message(tmp_path):
+    bad = job(tmp_path)
+    bad = TrainingJob(spec=SPEC.to_dict(), recipe=bad.recipe.replace(data__data_dir=str(tmp_path / "nope")),
+                      threads=1)
+    proc = TrainingProcess(bad)
+    proc.start()
+    got = drain(proc, lambda ms: any(isinstance(m, FitResult) for m in ms))
+    assert got[-1].status == FAILED and "nope" in got[-1].error and "Traceback" not in got[-1].error
+
+
+def test_shutdown_ends_a_running_child_quickly(tmp_path):
+    proc = TrainingProcess(job(tmp_path, epochs=500))
+    proc.start()
+    drain(proc, lambda ms: any(isinstance(m, StepBatch) for m in ms))
+    started = time.monotonic()
+    proc.shutdown(timeout=10)
+    assert not proc.is_alive() and time.monotonic() - started < 10
