@@ -1,0 +1,48 @@
+"""The Qt entry point: create the application and the main window on the embedded sample."""
+from __future__ import annotations
+
+import sys
+
+from cnnviz.presets import DEFAULT_PRESET
+
+
+def create_window(argv: list[str] | None = None):
+    """Build and show the main window (creating the QApplication if needed) without entering the event loop."""
+    import pyqtgraph as pg
+    import torch
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv[:1])
+    app.setApplicationName("cnnviz")
+    app.setOrganizationName("cnnviz")
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
+    torch.set_num_threads(1)  # the window's own inference; training runs in a separate process
+
+    from cnnviz.config import DataConfig
+    from cnnviz.data.prepare import load_data
+    from cnnviz.gui import settings
+    from cnnviz.gui.main_window import MainWindow
+    from cnnviz.presets import PRESETS
+
+    preset, recipe = settings.load_experiment()
+    if preset not in PRESETS:
+        preset, recipe = DEFAULT_PRESET, None
+    if recipe is not None:  # remembered options, but always start on the embedded sample (offline, instant)
+        import dataclasses
+
+        recipe = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, dataset="sample", data_dir=None))
+    data_config = recipe.data if recipe is not None else PRESETS[preset].recipe.data
+    data = load_data(DataConfig(**{**data_config.__dict__, "dataset": "sample", "data_dir": None}))
+    window = MainWindow(data, preset=preset, recipe=recipe)
+    window.show()
+    return window
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    """Open the window and run the event loop until it closes."""
+    from PySide6.QtWidgets import QApplication
+
+    window = create_window(argv)
+    app = QApplication.instance()
+    app.aboutToQuit.connect(window.controller.shutdown)
+    return app.exec()

@@ -1,0 +1,394 @@
+"""The main window: dockable views around one Session, run controls, menus and the status bar."""
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6.QtCore import QSize, Qt, QTimer, Slot
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
+
+from cnnviz.config import DataConfig, Recipe
+from cnnviz.data.prepare import PreparedData
+from cnnviz.gui import settings
+from cnnviz.gui.data_loader import DataLoader
+from cnnviz.gui.session import Session
+from cnnviz.gui.training_controller import TrainingController
+from cnnviz.gui.widgets.conv_playground import ConvPlayground
+from cnnviz.gui.widgets.curves_view import CurvesView
+from cnnviz.gui.widgets.draw_panel import DrawPanel
+from cnnviz.gui.widgets.evaluation_view import EvaluationView
+from cnnviz.gui.widgets.experiment_panel import ExperimentPanel
+from cnnviz.gui.widgets.feature_maps_view import FeatureMapsView
+from cnnviz.gui.widgets.filters_view import FiltersView
+from cnnviz.gui.widgets.message_banner import MessageBanner
+from cnnviz.gui.widgets.model_editor import ModelEditor
+from cnnviz.gui.widgets.run_controls import RunControls, format_seconds
+from cnnviz.gui.window_menus import build_menus
+from cnnviz.models import ModelSpec
+from cnnviz.presets import DEFAULT_PRESET, PRESETS, get_preset
+from cnnviz.training.messages import FINISHED, IDLE, PAUSED, RUNNING, STOPPED, FitResult, StepMetrics
+from cnnviz.training.trainer import default_threads, resolve_device
+
+# data options that change the prepared tensors (the rest of the recipe does not need a reload)
+_DATA_KEYS = ("dataset", "data_dir", "train_subset", "validation", "validation_fraction", "normalization",
+              "one_vs_rest", "balance_classes", "seed")
+
+
+class MainWindow(QMainWindow):
+    """The cnnviz window. `trainer_state()` is one of idle/running/paused/stopped/finished/failed."""
+
+    def __init__(self, data: PreparedData, preset: str = DEFAULT_PRESET, recipe: Recipe | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("cnnviz — watch a CNN learn")
+        self.resize(1440, 900)
+        self.setDockNestingEnabled(True)
+        p = get_preset(preset)
+        recipe = recipe or p.recipe
+        spec = p.spec.with_num_classes(data.num_classes) if data.num_classes != p.spec.num_classes else p.spec
+        self.preset_name = preset
+        self.session = Session(spec, recipe, self)
+        self.controller = TrainingController(self.session, self)
+        self.loader = DataLoader(self)
+        self.confirm = self._confirm_dialog  # tests replace this to answer dialogs
+        self._build_views()
+        self._build_toolbar()
+        self._build_docks()
+        self._build_status_bar()
+        self.actions_by_name = build_menus(self)
+        self._connect()
+        self.session.set_data(data)
+        self.experiment.set_recipe(self.session.recipe)
+        self.experiment.set_preset(preset)
+        self._restore_layout()
+        QTimer.singleShot(0, self._offer_interrupted_run)
+
+    # -- construction ----------------------------------------------------------------------------------
+    def _build_views(self) -> None:
+        s = self.session
+        self.experiment = ExperimentPanel(s)
+        self.curves = CurvesView(s)
+        self.filters = FiltersView(s)
+        self.feature_maps = FeatureMapsView(s)
+        self.draw = DrawPanel(s)
+        self.evaluation = EvaluationView(s)
+        self.model_editor = ModelEditor(s)
+        self.playground = ConvPlayground(s)
+        self.banner = MessageBanner()
+        self.controls = RunControls()
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Run", self)
+        bar.setObjectName("runToolBar")
+        bar.setMovable(False)
+        holder = QWidget()
+        column = QVBoxLayout(holder)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addWidget(self.controls)
+        column.addWidget(self.banner)
+        bar.addWidget(holder)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self.docks = {
+            "experiment": self._dock("Experiment", "experimentDock", self.experiment, left),
+            "curves": self._dock("Curves", "curvesDock", self.curves, right),
+            "draw": self._dock("Draw", "drawDock", self.draw, right),
+            "filters": self._dock("Filters", "filtersDock", self.filters, right),
+            "feature_maps": self._dock("Feature maps", "featureMapsDock", self.feature_maps, right),
+            "evaluation": self._dock("Evaluation", "evaluationDock", self.evaluation, right),
+            "model": self._dock("Model", "modelDock", self.model_editor, right),
+            "playground": self._dock("Convolution", "playgroundDock", self.playground, right),
+        }
+        d = self.docks
+        d["experiment"].setMinimumWidth(320)
+        self.splitDockWidget(d["curves"], d["draw"], Qt.Orientation.Horizontal)
+        self.splitDockWidget(d["curves"], d["feature_maps"], Qt.Orientation.Vertical)
+        self.tabifyDockWidget(d["curves"], d["evaluation"])
+        self.tabifyDockWidget(d["curves"], d["model"])
+        self.tabifyDockWidget(d["feature_maps"], d["filters"])
+        self.tabifyDockWidget(d["feature_maps"], d["playground"])
+        d["curves"].raise_()
+        d["feature_maps"].raise_()
+        self.resizeDocks([d["experiment"], d["curves"], d["draw"]], [320, 700, 420], Qt.Orientation.Horizontal)
+        self.resizeDocks([d["curves"], d["feature_maps"]], [430, 430], Qt.Orientation.Vertical)
+        self._default_state = self.saveState()
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        device = resolve_device("auto")
+        self.device_label = QLabel(f"{device.type.upper()} · {default_threads()} training thread(s)")
+        self.device_label.setToolTip("Where training runs; the window keeps one core for itself")
+        self.speed_label = QLabel("")
+        self.speed_label.setObjectName("speedLabel")
+        self.step_label = QLabel("")
+        self.step_label.setObjectName("stepLabel")
+        self.state_label = QLabel("idle")
+        self.state_label.setObjectName("stateLabel")
+        for label in (self.state_label, self.step_label, self.speed_label, self.device_label):
+            bar.addPermanentWidget(label)
+
+    def _connect(self) -> None:
+        c, s = self.controls, self.session
+        c.train_clicked.connect(self.train)
+        c.pause_clicked.connect(self.toggle_pause)
+        c.step_clicked.connect(self.controller.step)
+        c.stop_clicked.connect(self.controller.stop)
+        c.reset_clicked.connect(self.reset)
+        for keys, slot in ((Qt.Key.Key_Space, self.toggle_pause), (QKeySequence("Ctrl+Return"), self.train),
+                           (QKeySequence("Ctrl+."), self.controller.step), (Qt.Key.Key_Escape, self.controller.stop),
+                           (QKeySequence("Ctrl+R"), self.reset)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.activated.connect(slot)
+        s.state_changed.connect(self._on_state_changed)
+        s.message.connect(self.show_message)
+        self.controller.progress_changed.connect(self._on_progress)
+        self.controller.run_finished.connect(self._on_run_finished)
+        self.controller.saved.connect(self._on_saved)
+        e = self.experiment
+        e.preset_requested.connect(self.apply_preset)
+        e.dataset_requested.connect(self.request_dataset)
+        e.recipe_edited.connect(self.apply_recipe)
+        e.model_override_requested.connect(self.apply_model_override)
+        e.learning_rate_changed.connect(self.controller.set_learning_rate)
+        e.batch_size_changed.connect(self.controller.set_batch_size)
+        self.model_editor.spec_applied.connect(self.apply_spec)
+        self.loader.progress.connect(self._on_load_progress)
+        self.loader.loaded.connect(self._on_data_loaded)
+        self.loader.failed.connect(self._on_load_failed)
+
+    # -- the automation surface ------------------------------------------------------------------------
+    def trainer_state(self) -> str:
+        return self.session.state
+
+    # -- run commands ----------------------------------------------------------------------------------
+    @Slot()
+    def train(self) -> None:
+        if self.controller.active or self.loader.busy:
+            return
+        self.banner.dismiss()
+        self.controller.start()
+
+    @Slot()
+    def toggle_pause(self) -> None:
+        if self.session.state == RUNNING:
+            self.controller.pause()
+        elif self.session.state == PAUSED:
+            self.controller.resume()
+
+    @Slot()
+    def reset(self) -> None:
+        if self.session.trained and not self.confirm("Reset training", "Throw away the training so far and "
+                                                     "start again from fresh weights?"):
+            return
+        self._reset_run()
+        self.session.reset_weights()
+
+    def _reset_run(self) -> None:
+        self.controller.shutdown()
+        self.controller.forget_run()
+        self.session.set_state(IDLE)
+        self.controls.set_state(IDLE)
+        self.speed_label.clear()
+        self.step_label.clear()
+
+    def _ask_reset(self, what: str) -> bool:
+        """Model changes discard training: ask first when there is something to lose."""
+        if not (self.session.trained or self.controller.active):
+            return True
+        return self.confirm("Change the model", f"{what} resets the model and discards its training. Continue?")
+
+    # -- experiment changes ----------------------------------------------------------------------------
+    @Slot(str)
+    def apply_preset(self, name: str) -> None:
+        if name not in PRESETS or not self._ask_reset(f"Switching to preset {name!r}"):
+            self.experiment.set_preset(self.preset_name)
+            return
+        preset = PRESETS[name]
+        current = self.session.recipe.data
+        recipe = dataclasses.replace(preset.recipe, data=dataclasses.replace(
+            preset.recipe.data, dataset=current.dataset, data_dir=current.data_dir))
+        self.preset_name = name
+        self._reset_run()
+        self.session.set_recipe(recipe)
+        self.experiment.set_recipe(recipe)
+        self._set_spec_for_data(preset.spec)
+        self._reload_data_if_needed(recipe.data)
+
+    @Slot(object)
+    def apply_recipe(self, recipe: Recipe) -> None:
+        old = self.session.recipe
+        if self.controller.active:  # only lr and batch size change while running (forwarded live)
+            return
+        self.session.set_recipe(recipe)
+        if recipe.data.one_vs_rest != old.data.one_vs_rest:
+            classes = 2 if recipe.data.one_vs_rest is not None else 10
+            if classes != self.session.spec.num_classes:
+                self._reset_run()
+                self._set_spec_for_data(self.session.spec.with_num_classes(classes))
+        self._reload_data_if_needed(recipe.data)
+
+    @Slot(object, object)
+    def apply_model_override(self, activation, dropout) -> None:
+        spec = PRESETS[self.preset_name].spec if self.preset_name in PRESETS else self.session.spec
+        if activation:
+            spec = spec.with_activation(activation)
+        if dropout is not None:
+            spec = spec.with_dropout(dropout)
+        self.apply_spec(spec)
+
+    @Slot(object)
+    def apply_spec(self, spec: ModelSpec) -> None:
+        if not self._ask_reset("Applying this model"):
+            return
+        self._reset_run()
+        self._set_spec_for_data(spec)
+
+    def _set_spec_for_data(self, spec: ModelSpec) -> None:
+        classes = self.session.data.num_classes if self.session.data is not None else spec.num_classes
+        if self.session.recipe.data.one_vs_rest is not None:
+            classes = 2
+        elif spec.num_classes == 2 and classes == 2:
+            classes = 2
+        self.session.set_spec(spec.with_num_classes(classes) if classes != spec.num_classes else spec)
+
+    @Slot(str, object)
+    def request_dataset(self, dataset: str, data_dir) -> None:
+        if self.controller.active:
+            self.show_message("warning", "Stop training before switching datasets.")
+            self.experiment.set_dataset(self.session.recipe.data.dataset, self.session.recipe.data.data_dir)
+            return
+        data = dataclasses.replace(self.session.recipe.data, dataset=dataset, data_dir=data_dir)
+        self._reload_data_if_needed(data, force=True)
+
+    def _reload_data_if_needed(self, config: DataConfig, force: bool = False) -> None:
+        current = self.session.recipe.data
+        loaded = self.session.data
+        same = all(getattr(config, k) == getattr(current, k) for k in _DATA_KEYS)
+        if loaded is not None and same and not force and getattr(self, "_loaded_config", None) == config:
+            return
+        if self.loader.busy:
+            self.loader.cancel()
+            QTimer.singleShot(100, lambda: self._reload_data_if_needed(config, force))
+            return
+        self.controls.train_button.setEnabled(False)
+        self.statusBar().showMessage("Loading data…")
+        self.loader.load(config)
+
+    @Slot(int, int, str)
+    def _on_load_progress(self, done: int, total: int, message: str) -> None:
+        size = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        self.statusBar().showMessage(f"{message} {size} — press Esc or Stop to cancel")
+        if total:
+            self.controls.progress.setValue(int(1000 * done / total))
+            self.controls.progress.setFormat(f"downloading {100 * done / total:.0f}%")
+
+    @Slot(object, object)
+    def _on_data_loaded(self, data: PreparedData, config: DataConfig) -> None:
+        self._loaded_config = config
+        if data.notice:
+            self.show_message("warning", data.notice)
+            config = dataclasses.replace(config, dataset="sample", data_dir=None)
+        recipe = dataclasses.replace(self.session.recipe, data=config)
+        self.session.set_recipe(recipe)
+        self.experiment.set_recipe(recipe)
+        self.experiment.set_dataset(config.dataset, config.data_dir)
+        if data.num_classes != self.session.spec.num_classes:
+            self._reset_run()
+            self.session.set_spec(self.session.spec.with_num_classes(data.num_classes))
+        self.session.set_data(data)
+        self.controls.set_state(self.session.state)
+        self.statusBar().showMessage(f"{data.name}: {len(data.train):,} training, "
+                                     f"{len(data.test):,} test images", 8000)
+
+    @Slot(str)
+    def _on_load_failed(self, message: str) -> None:
+        self.show_message("error", message)
+        self.experiment.set_dataset(self.session.recipe.data.dataset, self.session.recipe.data.data_dir)
+        self.controls.set_state(self.session.state)
+        self.statusBar().clearMessage()
+
+    # -- feedback --------------------------------------------------------------------------------------
+    @Slot(str, str)
+    def show_message(self, level: str, text: str) -> None:
+        if level == "info":
+            self.statusBar().showMessage(text, 8000)
+        else:
+            self.banner.show_message(level, text)
+
+    @Slot(str)
+    def _on_state_changed(self, state: str) -> None:
+        self.controls.set_state(state)
+        self.state_label.setText(state)
+        self.experiment.set_running(state in (RUNNING, PAUSED))
+
+    @Slot(object)
+    def _on_progress(self, m: StepMetrics) -> None:
+        self.controls.set_progress(m)
+        self.speed_label.setText(f"{m.images_per_second:,.0f} images/s")
+        self.step_label.setText(f"epoch {m.epoch}/{m.epochs} · step {m.step:,} · ETA {format_seconds(m.eta_seconds)}")
+
+    @Slot(object)
+    def _on_run_finished(self, result: FitResult) -> None:
+        if result.status == FINISHED and result.evaluation is not None:
+            self.statusBar().showMessage(f"Finished: test accuracy {result.evaluation.accuracy * 100:.2f}% after "
+                                         f"{result.epochs_completed} epochs ({result.seconds:.0f} s)", 15000)
+        elif result.status == STOPPED:
+            self.statusBar().showMessage("Stopped. Press Continue to go on from here.", 15000)
+
+    @Slot(str)
+    def _on_saved(self, path: str) -> None:
+        self.statusBar().showMessage(f"Saved the run to {path}", 8000)
+
+    def _confirm_dialog(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    # -- layout and shutdown ---------------------------------------------------------------------------
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state)
+        for dock in self.docks.values():
+            dock.show()
+
+    def _restore_layout(self) -> None:
+        geometry, state = settings.load_window()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    def _offer_interrupted_run(self) -> None:
+        path = self.controller.interrupted_run()
+        if path is None:
+            return
+        self.controller.clear_interrupted()
+        if self.confirm("Reopen the interrupted run?", "cnnviz did not close cleanly while training. Its last "
+                        "autosave (at the end of an epoch) is available. Reopen it?"):
+            from cnnviz.gui.window_menus import open_run_path
+
+            open_run_path(self, str(path))
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(1440, 900)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        settings.save_window(self.saveGeometry(), self.saveState())
+        settings.save_experiment(self.preset_name, self.session.recipe)
+        self.loader.shutdown()
+        self.controller.shutdown()
+        super().closeEvent(event)
+
+
+__all__ = ["MainWindow"]

@@ -1,0 +1,164 @@
+"""The window's shared state: one object every view wraps, and the signals that tell views what changed.
+
+The training controller feeds it plain-data messages from the training process; views read from it and
+never talk to the trainer. It also owns the *inference copy* of the model: a CPU model that gets the
+latest weight snapshot, used by the canvas, the feature maps and the filters (never the model the
+trainer is mutating).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, Signal
+
+from cnnviz.config import Recipe
+from cnnviz.data.prepare import PreparedData
+from cnnviz.inspect.activations import predict_proba
+from cnnviz.models import CnnvizNet, ModelSpec, build_model
+from cnnviz.training.history import History
+from cnnviz.training.messages import IDLE, EpochMetrics, Evaluation, StepBatch, WeightsSnapshot
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """The image whose feature maps are shown: 28x28 float32 in [0, 1] (ink = 1), and where it came from."""
+
+    pixels: np.ndarray
+    label: str  # e.g. "test #17 (true 4)" or "drawing"
+    source: str = "test"  # "test", "drawing" or "file"
+    index: int | None = None  # test-set index when source == "test"
+
+
+class Session(QObject):
+    """The current experiment: model spec, recipe, data, weights, history, evaluation and selected input."""
+
+    spec_changed = Signal(object)  # ModelSpec: a new model (views reset)
+    recipe_changed = Signal(object)  # Recipe
+    data_changed = Signal(object)  # PreparedData
+    steps_added = Signal(object)  # StepBatch
+    epoch_ended = Signal(object)  # EpochMetrics
+    evaluation_ready = Signal(object)  # Evaluation
+    weights_changed = Signal(object)  # WeightsSnapshot, already loaded into `model`
+    state_changed = Signal(str)  # idle / running / paused / stopped / finished / failed
+    history_reset = Signal(object)  # History: after a reset or when a run is opened
+    input_changed = Signal(object)  # InputImage
+    message = Signal(str, str)  # level ("info", "warning", "error"), text
+
+    def __init__(self, spec: ModelSpec, recipe: Recipe, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.recipe = recipe
+        self.data: PreparedData | None = None
+        self.state = IDLE
+        self.history = History()
+        self.evaluation: Evaluation | None = None
+        self.selected_input: InputImage | None = None
+        self.trained = False  # False while the weights are the random initial ones
+        self.weights_step = 0
+        self.spec = spec
+        self.model: CnnvizNet = self._fresh_model(spec)
+
+    # -- the model -------------------------------------------------------------------------------------
+    def _fresh_model(self, spec: ModelSpec) -> CnnvizNet:
+        torch.manual_seed(self.recipe.train.seed)  # the same initial weights the trainer will start from
+        return build_model(spec).eval()
+
+    def set_spec(self, spec: ModelSpec) -> None:
+        """Switch to a new (untrained) model; clears history and evaluation."""
+        self.model = self._fresh_model(spec)
+        self.spec = self.model.spec
+        self.trained, self.weights_step = False, 0
+        self.reset_history()
+        self.spec_changed.emit(self.spec)
+
+    def reset_weights(self) -> None:
+        """Back to the initial weights of the current spec (Reset)."""
+        self.set_spec(self.spec)
+
+    def apply_snapshot(self, snapshot: WeightsSnapshot) -> None:
+        """Load a weight snapshot from the trainer into the inference model."""
+        state = {k: torch.from_numpy(np.array(v)) for k, v in snapshot.state.items()}
+        self.model.load_state_dict(state)
+        self.model.eval()
+        self.trained = snapshot.step > 0
+        self.weights_step = snapshot.step
+        self.weights_changed.emit(snapshot)
+
+    def load_weights(self, state: dict[str, torch.Tensor], step: int) -> None:
+        """Load weights from an opened run (same spec)."""
+        self.model.load_state_dict(state)
+        self.model.eval()
+        self.trained, self.weights_step = step > 0, step
+        arrays = {k: v.detach().cpu().numpy().copy() for k, v in state.items()}
+        self.weights_changed.emit(WeightsSnapshot(step, 0, arrays))
+
+    # -- recipe and data -------------------------------------------------------------------------------
+    def set_recipe(self, recipe: Recipe) -> None:
+        self.recipe = recipe
+        self.recipe_changed.emit(recipe)
+
+    def set_data(self, data: PreparedData) -> None:
+        self.data = data
+        self.evaluation = None
+        self.data_changed.emit(data)
+        if self.selected_input is None or self.selected_input.source == "test":
+            self.select_test_image(0)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        if self.data is not None:
+            return tuple(self.data.class_names)
+        return tuple(str(i) for i in range(self.spec.num_classes))
+
+    # -- metrics from the trainer ----------------------------------------------------------------------
+    def add_steps(self, batch: StepBatch) -> None:
+        h = self.history
+        h.step_loss.extend(batch.losses.tolist())
+        h.step_accuracy.extend(batch.accuracies.tolist())
+        h.step_lr.extend(batch.lrs.tolist())
+        self.steps_added.emit(batch)
+
+    def add_epoch(self, metrics: EpochMetrics) -> None:
+        self.history.epochs.append(metrics)
+        self.epoch_ended.emit(metrics)
+
+    def set_evaluation(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+        if evaluation.split == "test" and len(self.history.test_accuracy) < len(self.history.epochs):
+            self.history.test_accuracy.append(evaluation.accuracy)
+        self.evaluation_ready.emit(evaluation)
+
+    def set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.state_changed.emit(state)
+
+    def reset_history(self, history: History | None = None) -> None:
+        self.history = history if history is not None else History()
+        self.evaluation = None
+        self.history_reset.emit(self.history)
+
+    # -- inputs and predictions ------------------------------------------------------------------------
+    def select_input(self, image: InputImage) -> None:
+        self.selected_input = image
+        self.input_changed.emit(image)
+
+    def select_test_image(self, index: int) -> None:
+        """Make test image `index` the feature-map input."""
+        if self.data is None or len(self.data.test) == 0:
+            return
+        index = int(np.clip(index, 0, len(self.data.test) - 1))
+        pixels = self.data.test.raw[index].astype(np.float32) / 255.0
+        true = self.data.class_names[int(self.data.test.labels[index])]
+        self.select_input(InputImage(pixels, f"test #{index} (true {true})", "test", index))
+
+    def to_tensor(self, pixels: np.ndarray) -> torch.Tensor:
+        """A 28x28 [0, 1] image as the (1, 1, 28, 28) input the model sees (the data's normalisation)."""
+        if self.data is not None:
+            return self.data.normalization.apply(np.asarray(pixels, dtype=np.float32)[None])
+        return torch.from_numpy(np.asarray(pixels, dtype=np.float32)[None, None].copy())
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Class probabilities of a 28x28 [0, 1] image with the latest weights."""
+        return np.asarray(predict_proba(self.model, self.to_tensor(pixels))).reshape(-1)

@@ -1,0 +1,369 @@
+"""Training curves: loss, accuracy and learning rate per step, with moving averages and epoch figures.
+
+Steps are appended to preallocated numpy buffers that double when full; the moving average of each new
+step is computed once, when it arrives. Curves are handed views of the filled part of the buffers and
+drawn with clipping and peak downsampling, so a million steps stay smooth. Redraws are coalesced to
+about 20 per second and skipped while the view is hidden.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+
+from cnnviz.errors import CnnvizError
+
+WINDOW = 50  # steps in the moving average
+_REDRAW_MS = 50  # at most ~20 redraws per second
+_BLUE, _ORANGE, _GREEN = (31, 119, 180), (255, 127, 14), (44, 160, 44)
+_PURPLE, _GREY = (148, 103, 189), (110, 110, 110)
+
+
+def trailing_mean(values: np.ndarray, start: int, stop: int, window: int = WINDOW) -> np.ndarray:
+    """Mean of the last ``window`` finite values up to each index in ``[start, stop)`` of ``values``.
+
+    Early indices average what there is; non-finite values are skipped (NaN where a window has none).
+    Only ``values[start - window + 1 : stop]`` is read, so appending k steps costs O(k + window).
+    """
+    lo = max(0, start - window + 1)
+    seg = np.asarray(values[lo:stop], dtype=np.float64)
+    finite = np.isfinite(seg)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(finite, seg, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(finite)])
+    idx = np.arange(start, stop)
+    hi_i = idx + 1 - lo
+    lo_i = np.maximum(0, idx - window + 1) - lo
+    n = counts[hi_i] - counts[lo_i]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (sums[hi_i] - sums[lo_i]) / np.maximum(n, 1), np.nan)
+
+
+class StepBuffers:
+    """Per-step step number, loss, accuracy, lr and their moving averages, in growing numpy arrays."""
+
+    _FIELDS = {"step": np.float64, "loss": np.float32, "accuracy": np.float32, "lr": np.float32,
+               "loss_ma": np.float32, "accuracy_ma": np.float32}
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.n = 0
+        self.finite = True  # no NaN/inf so far: curves may skip their finite checks
+        self._arrays = {k: np.zeros(capacity, t) for k, t in self._FIELDS.items()}
+
+    def clear(self) -> None:
+        self.__init__(min(len(self._arrays["step"]), 4096))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """The filled part of buffer ``name`` (a view, not a copy)."""
+        return self._arrays[name][: self.n]
+
+    def append(self, first_step: int, losses, accuracies, lrs) -> None:
+        k = len(losses)
+        if k == 0:
+            return
+        need = self.n + k
+        if need > len(self._arrays["step"]):
+            capacity = len(self._arrays["step"])
+            while capacity < need:
+                capacity *= 2
+            for name, old in self._arrays.items():
+                grown = np.zeros(capacity, old.dtype)
+                grown[: self.n] = old[: self.n]
+                self._arrays[name] = grown
+        a, s = self._arrays, slice(self.n, need)
+        a["step"][s] = np.arange(first_step, first_step + k)
+        a["loss"][s] = losses
+        a["accuracy"][s] = accuracies
+        a["lr"][s] = lrs
+        a["loss_ma"][s] = trailing_mean(a["loss"], self.n, need)
+        a["accuracy_ma"][s] = trailing_mean(a["accuracy"], self.n, need)
+        self.finite = self.finite and all(bool(np.isfinite(a[f][s]).all()) for f in ("loss", "accuracy", "lr"))
+        self.n = need
+
+
+def _pen(colour, width=1.0, alpha=255):
+    return pg.mkPen((*colour, alpha), width=width)
+
+
+class CurvesView(QWidget):
+    """Loss, accuracy and learning-rate curves of the session's run, updated as steps arrive."""
+
+    def __init__(self, session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("curvesView")
+        self.session = session
+        self.buffers = StepBuffers()
+        self._bpe: int | None = None  # batches per epoch, from the latest StepMetrics
+        self._epochs: list[tuple[int, object]] = []  # (step the epoch ended at, EpochMetrics)
+        self._tests: list[tuple[int, float]] = []  # (step, test accuracy)
+        self._dirty = True
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._redraw)
+        self._build_ui()
+        s = session
+        s.steps_added.connect(self._on_steps_added)
+        s.epoch_ended.connect(self._on_epoch_ended)
+        s.evaluation_ready.connect(self._on_evaluation)
+        s.history_reset.connect(self._on_history_reset)
+        self._on_history_reset(s.history)
+
+    # -- layout ----------------------------------------------------------------------------------------
+    def _plot(self, name: str, ylabel: str) -> pg.PlotWidget:
+        pal = self.palette()
+        plot = pg.PlotWidget(background=pal.base().color())
+        plot.setObjectName(name)
+        item = plot.getPlotItem()
+        item.setClipToView(True)
+        item.setDownsampling(auto=True, mode="peak")
+        item.showGrid(x=True, y=True, alpha=0.15)
+        item.setMenuEnabled(True)
+        fg = pal.text().color()
+        for side in ("left", "bottom"):
+            axis = item.getAxis(side)
+            axis.setPen(fg)
+            axis.setTextPen(fg)
+        item.getAxis("left").setWidth(58)  # same width on all three, so the linked x axes line up
+        item.setLabel("left", ylabel)
+        return plot
+
+    def _curve(self, plot: pg.PlotWidget, name: str | None, pen, **kw) -> pg.PlotDataItem:
+        item = pg.PlotDataItem(pen=pen, name=name, skipFiniteCheck=True, **kw)
+        plot.addItem(item)
+        return item
+
+    def _markers(self, plot, name, colour, symbol) -> pg.PlotDataItem:
+        return self._curve(plot, name, _pen(colour, 1.5), symbol=symbol, symbolSize=8,
+                           symbolBrush=colour, symbolPen=_pen((255, 255, 255), 1))
+
+    def _build_ui(self) -> None:
+        self._log = QCheckBox("Log loss")
+        self._log.setToolTip("Show the loss on a logarithmic scale (small late-training losses become visible)")
+        self._log.toggled.connect(self.set_log_loss)
+        self._readout = QLabel("")
+        self._readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        top = QHBoxLayout()
+        top.addWidget(self._log)
+        top.addSpacing(12)
+        top.addWidget(self._readout, 1)
+
+        self.loss_plot = self._plot("lossPlot", "loss")
+        self.accuracy_plot = self._plot("accuracyPlot", "accuracy (%)")
+        self.lr_plot = self._plot("lrPlot", "lr")
+        self.lr_plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
+        acc_axis = self.accuracy_plot.getPlotItem().getAxis("left")
+        acc_axis.setScale(100.0)  # accuracies are fractions; ticks read as percent
+        acc_axis.enableAutoSIPrefix(False)
+        self.lr_plot.getPlotItem().setLabel("bottom", "step (batch)")
+        for plot in (self.accuracy_plot, self.lr_plot):
+            plot.setXLink(self.loss_plot)
+        self.loss_plot.setToolTip("Loss per batch (light), its moving average over the last "
+                                  f"{WINDOW} steps (bold) and per-epoch train and validation loss")
+        self.accuracy_plot.setToolTip("Accuracy per batch, its moving average, and per-epoch train, "
+                                      "validation and test accuracy")
+        self.lr_plot.setToolTip("Learning rate at each step")
+
+        # Legends in the corner the curves leave empty: loss falls (top right), accuracy rises (bottom right).
+        legend = dict(brush=(255, 255, 255, 200), labelTextColor=(20, 20, 20), verSpacing=-4)
+        self.loss_plot.addLegend(offset=(-8, 8), **legend)
+        self.accuracy_plot.addLegend(offset=(-8, -8), **legend)
+        light = 110
+        self._loss = self._curve(self.loss_plot, "loss per batch", _pen(_BLUE, 1, light))
+        self._loss_ma = self._curve(self.loss_plot, f"moving average ({WINDOW})", _pen(_BLUE, 2.5))
+        self._train_loss = self._markers(self.loss_plot, "train (epoch)", _ORANGE, "o")
+        self._val_loss = self._markers(self.loss_plot, "validation (epoch)", _GREEN, "s")
+        self._acc = self._curve(self.accuracy_plot, "accuracy per batch", _pen(_BLUE, 1, light))
+        self._acc_ma = self._curve(self.accuracy_plot, f"moving average ({WINDOW})", _pen(_BLUE, 2.5))
+        self._train_acc = self._markers(self.accuracy_plot, "train (epoch)", _ORANGE, "o")
+        self._val_acc = self._markers(self.accuracy_plot, "validation (epoch)", _GREEN, "s")
+        self._test_acc = self._markers(self.accuracy_plot, "test", _PURPLE, "t")
+        self._lr = self._curve(self.lr_plot, None, _pen(_GREY, 1.5))
+
+        self._cursors = []
+        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((120, 120, 120), style=Qt.PenStyle.DashLine))
+            line.hide()
+            plot.addItem(line, ignoreBounds=True)
+            self._cursors.append(line)
+        # Hover readout at most 30 times a second, whichever plot the mouse is over.
+        self._proxies = [
+            pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=lambda ev, p=plot: self._on_hover(p, ev[0]))
+            for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot)
+        ]
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        for plot, stretch in ((self.loss_plot, 5), (self.accuracy_plot, 4), (self.lr_plot, 2)):
+            split.addWidget(plot)
+            split.setStretchFactor(split.count() - 1, stretch)
+        split.setSizes([500, 400, 200])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+
+    # -- session signals -------------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        if not self.isVisible():
+            self._dirty = True
+            return
+        if not self._timer.isActive():
+            self._timer.start(_REDRAW_MS)
+
+    def _on_steps_added(self, batch) -> None:
+        self.buffers.append(batch.first_step, batch.losses, batch.accuracies, batch.lrs)
+        self._bpe = batch.latest.batches_per_epoch or self._bpe
+        self._schedule()
+
+    def _last_step(self) -> int:
+        return int(self.buffers["step"][-1]) if self.buffers.n else 0
+
+    def _on_epoch_ended(self, metrics) -> None:
+        # The trainer flushes an epoch's last steps before announcing its end, so it ended here.
+        self._epochs.append((self._last_step(), metrics))
+        self._schedule()
+
+    def _on_evaluation(self, evaluation) -> None:
+        if evaluation.split == "test":
+            self._tests.append((int(evaluation.step), float(evaluation.accuracy)))
+            self._schedule()
+
+    def _on_history_reset(self, history) -> None:
+        self.buffers.clear()
+        arrays = history.step_arrays()
+        self.buffers.append(1, arrays["step_loss"], arrays["step_accuracy"], arrays["step_lr"])
+        n, count = self.buffers.n, len(history.epochs)
+        ends = self._epoch_ends(n, count)
+        self._epochs = list(zip(ends, history.epochs))
+        self._tests = [(step, float(acc)) for step, acc in zip(ends, history.test_accuracy)]
+        self._schedule()
+
+    def _epoch_ends(self, n: int, count: int) -> list[int]:
+        """Steps at which ``count`` saved epochs ended, for a history without step numbers per epoch."""
+        if count == 0:
+            return []
+        data, batch = self.session.data, self.session.recipe.train.batch_size
+        if data is not None and len(data.train):
+            full, rest = divmod(len(data.train), batch)  # as Trainer.batches_per_epoch counts them
+            bpe = full + (1 if rest >= 2 else 0)
+            # Consistent with this run (the last epoch may be cut short, or a next one begun): use it.
+            if bpe and (count - 1) * bpe < n < (count + 1) * bpe:
+                return [min(n, (i + 1) * bpe) for i in range(count)]
+        return [int(round(n * (i + 1) / count)) for i in range(count)]
+
+    # -- drawing ---------------------------------------------------------------------------------------
+    def _redraw(self, force: bool = False) -> None:
+        if not (force or self.isVisible()):
+            self._dirty = True
+            return
+        self._dirty = False
+        b, finite = self.buffers, self.buffers.finite
+        x = b["step"]
+        for item, name in ((self._loss, "loss"), (self._loss_ma, "loss_ma"), (self._acc, "accuracy"),
+                           (self._acc_ma, "accuracy_ma"), (self._lr, "lr")):
+            item.setData(x, b[name], skipFiniteCheck=finite)
+        steps = np.array([s for s, _ in self._epochs], dtype=np.float64)
+
+        def epoch_series(item, field):
+            vals = [getattr(m, field) for _, m in self._epochs]
+            keep = np.array([v is not None for v in vals], dtype=bool)
+            y = np.array([v for v in vals if v is not None], dtype=np.float64)
+            item.setData(steps[keep], y)
+
+        epoch_series(self._train_loss, "train_loss")
+        epoch_series(self._val_loss, "val_loss")
+        epoch_series(self._train_acc, "train_accuracy")
+        epoch_series(self._val_acc, "val_accuracy")
+        self._test_acc.setData(np.array([s for s, _ in self._tests], dtype=np.float64),
+                               np.array([a for _, a in self._tests], dtype=np.float64))
+        if b.n == 0:
+            self._readout.setText("No training steps yet: start training to see the loss and accuracy curves.")
+            for line in self._cursors:
+                line.hide()
+        elif not self._cursors[0].isVisible():
+            self._readout.setText(self._summary(b.n - 1, "latest"))
+
+    def _summary(self, i: int, prefix: str = "") -> str:
+        b = self.buffers
+        lead = f"{prefix} " if prefix else ""
+        return (f"{lead}step {int(b['step'][i]):,}   loss {b['loss'][i]:.4g} (avg {b['loss_ma'][i]:.4g})   "
+                f"accuracy {100 * b['accuracy'][i]:.1f}% (avg {100 * b['accuracy_ma'][i]:.1f}%)   "
+                f"lr {b['lr'][i]:.3g}")
+
+    def _on_hover(self, plot: pg.PlotWidget, pos) -> None:
+        if self.buffers.n == 0 or not plot.sceneBoundingRect().contains(pos):
+            return
+        x = plot.getPlotItem().vb.mapSceneToView(pos).x()
+        self.show_step_at(x)
+
+    def show_step_at(self, x: float) -> int | None:
+        """Move the crosshair to the step nearest ``x`` and describe it in the readout; its index."""
+        steps = self.buffers["step"]
+        if not len(steps):
+            return None
+        i = int(np.clip(np.searchsorted(steps, x), 0, len(steps) - 1))
+        if i > 0 and abs(steps[i - 1] - x) < abs(steps[i] - x):
+            i -= 1
+        for line in self._cursors:
+            line.setValue(float(steps[i]))
+            line.show()
+        self._readout.setText(self._summary(i))
+        return i
+
+    def readout_text(self) -> str:
+        return self._readout.text()
+
+    # -- public ----------------------------------------------------------------------------------------
+    def set_log_loss(self, on: bool) -> None:
+        """Loss axis logarithmic (True) or linear."""
+        if self._log.isChecked() != on:
+            self._log.setChecked(on)  # re-enters through toggled
+            return
+        self.loss_plot.getPlotItem().setLogMode(y=on)
+
+    def point_count(self) -> int:
+        """Steps plotted."""
+        return self.buffers.n
+
+    def moving_average(self) -> np.ndarray:
+        """Moving average of the loss over the last ``WINDOW`` steps, one value per step."""
+        return self.buffers["loss_ma"]
+
+    def epoch_markers(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(steps, train losses)`` of the per-epoch train-loss markers as plotted."""
+        x, y = self._train_loss.getOriginalDataset()
+        return (np.array([]) if x is None else x), (np.array([]) if y is None else y)
+
+    def export_png(self, path: str) -> None:
+        """Save the curves as they are on screen."""
+        if self._dirty:
+            self._redraw(force=True)
+        if not self.grab().save(str(path), "PNG"):
+            raise CnnvizError(f"could not write the curves picture to {path}")
+
+    def export_csv(self, path: str) -> list[Path]:
+        """Write step,loss,moving_average,accuracy,lr for every step; and ``<name>_epochs.csv`` if any epochs.
+
+        Returns the files written.
+        """
+        b, out = self.buffers, Path(path)
+        table = np.column_stack([b["step"], b["loss"], b["loss_ma"], b["accuracy"], b["lr"]])
+        written = [out]
+        try:
+            with open(out, "w", encoding="utf-8", newline="") as f:
+                f.write("step,loss,moving_average,accuracy,lr\n")
+                np.savetxt(f, table, fmt=["%d", "%.6g", "%.6g", "%.6g", "%.6g"], delimiter=",")
+            if self.session.history.epochs:
+                epochs = out.with_name(f"{out.stem}_epochs.csv")
+                epochs.write_text(self.session.history.to_csv(), encoding="utf-8")
+                written.append(epochs)
+        except OSError as err:
+            raise CnnvizError(f"could not write the curves to {err.filename or out}: {err.strerror}") from err
+        return written
+
+    # -- Qt overrides ----------------------------------------------------------------------------------
+    def showEvent(self, ev) -> None:
+        super().showEvent(ev)
+        if self._dirty:
+            self._schedule()

@@ -1,0 +1,348 @@
+"""Draw a digit and watch the network read it: the 28 x 28 image it sees, live class probabilities and
+where it looks (saliency / Grad-CAM).
+
+Every update is one ``render_strokes`` + ``to_mnist`` + one forward pass (a few ms), so predictions
+follow the pen while drawing; weight updates from a running training are coalesced to <= 10 Hz.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QKeySequence, QPainter, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnviz.errors import CnnvizError
+from cnnviz.gui.session import InputImage
+from cnnviz.gui.widgets.draw_canvas import CANVAS_PIXELS, DEFAULT_STROKE_WIDTH, DrawCanvas, Throttle
+from cnnviz.inspect.canvas import render_strokes, to_mnist
+from cnnviz.inspect.saliency import grad_cam, saliency
+
+OVERLAYS = ("None", "Saliency", "Grad-CAM")
+_PREVIEW_SIDE = 168  # 6 screen pixels per MNIST pixel
+_HEAT_LUT = pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=False).astype(np.float32)
+_UNTRAINED = "The model is untrained: predictions are random until you train"
+
+
+def _blend_heatmap(pixels: np.ndarray, heat: np.ndarray | None) -> np.ndarray:
+    """The gray 28 x 28 image as RGB uint8, with ``heat`` (0..1) laid over it in inferno colours."""
+    gray = np.repeat((np.clip(pixels, 0, 1) * 255).astype(np.float32)[..., None], 3, axis=2)
+    if heat is None:
+        return gray.astype(np.uint8)
+    h = np.clip(np.nan_to_num(heat), 0, 1)
+    colour = _HEAT_LUT[(h * 255).astype(np.uint8)]
+    alpha = (0.25 + 0.6 * h)[..., None]  # the whole map tinted a little, hot spots strongly
+    return (gray * (1 - alpha) + colour * alpha).clip(0, 255).astype(np.uint8)
+
+
+class ProbabilityBars(QWidget):
+    """One horizontal bar per class with its name and percentage; the most likely class highlighted."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("probabilityBars")
+        self.setToolTip("How sure the network is of each class for your drawing (the bars sum to 100%).")
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self._names: tuple[str, ...] = ()
+        self._probs: list[float] = []
+
+    def set_data(self, names: tuple[str, ...], probs: list[float]) -> None:
+        self._names, self._probs = tuple(names), list(probs)
+        self.updateGeometry()
+        self.update()
+
+    def names(self) -> tuple[str, ...]:
+        return self._names
+
+    def values(self) -> list[float]:
+        return list(self._probs)
+
+    def _row_height(self) -> int:
+        return self.fontMetrics().height() + 6
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(240, max(1, len(self._names)) * self._row_height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(160, max(1, len(self._names)) * self._row_height())
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        fm = self.fontMetrics()
+        names = self._names
+        if not names:
+            return
+        row = min(self._row_height() * 1.6, self.height() / len(names))
+        name_w = max(fm.horizontalAdvance(n) for n in names) + 10
+        pct_w = fm.horizontalAdvance("100.0%") + 8
+        bar_w = max(10.0, self.width() - name_w - pct_w)
+        top = int(np.argmax(self._probs)) if self._probs else -1
+        text_col = self.palette().windowText().color()
+        track = QColor(text_col)
+        track.setAlpha(28)
+        for i, name in enumerate(names):
+            y = i * row
+            prob = self._probs[i] if i < len(self._probs) else None
+            font = QFont(self.font())
+            font.setBold(i == top)
+            p.setFont(font)
+            p.setPen(text_col)
+            p.drawText(QRectF(0, y, name_w - 6, row), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       name)
+            bar = QRectF(name_w, y + row * 0.18, bar_w, row * 0.64)
+            p.fillRect(bar, track)
+            if prob is not None:
+                colour = QColor(255, 140, 40) if i == top else QColor(70, 130, 200)
+                p.fillRect(QRectF(bar.x(), bar.y(), bar_w * min(max(prob, 0.0), 1.0), bar.height()), colour)
+                label = f"{prob * 100:.1f}%"
+            else:
+                label = "–"
+            p.drawText(QRectF(name_w + bar_w + 6, y, pct_w, row),
+                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, label)
+        p.end()
+
+
+class DrawPanel(QWidget):
+    """The drawing canvas with the network's live reading of it.
+
+    Signals
+    -------
+    prediction_changed(list)
+        The class probabilities after each new prediction; an empty list when the canvas is cleared.
+    """
+
+    prediction_changed = Signal(list)
+
+    def __init__(self, session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("drawPanel")
+        self._session = session
+        self._probs: list[float] = []
+        self._pixels: np.ndarray | None = None
+        self._heat: np.ndarray | None = None
+        self._dirty = False
+        self._weights_throttle = Throttle(100, self._refresh, self)  # training sends weights at ~5 Hz
+        self._select_throttle = Throttle(100, self._send_to_feature_maps, self)
+        self._build()
+        self.canvas.strokes_changed.connect(self._refresh)
+        session.weights_changed.connect(self._on_weights_changed)
+        session.spec_changed.connect(self._on_model_or_data_changed)
+        session.data_changed.connect(self._on_model_or_data_changed)
+        self._refresh()
+
+    # -- layout ----------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.canvas = DrawCanvas(self)
+        clear = QPushButton("Clear")
+        clear.setObjectName("clearCanvasButton")
+        clear.setToolTip("Erase the drawing (Delete or Ctrl+L)")
+        clear.clicked.connect(self.canvas.clear)
+        undo = QPushButton("Undo")
+        undo.setObjectName("undoStrokeButton")
+        undo.setToolTip("Remove the last stroke (Ctrl+Z)")
+        undo.clicked.connect(self.canvas.undo)
+        for keys, slot in ((QKeySequence.StandardKey.Delete, self.canvas.clear), ("Ctrl+L", self.canvas.clear),
+                           (QKeySequence.StandardKey.Undo, self.canvas.undo)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)  # no clash with other views
+            shortcut.activated.connect(slot)
+        self.width_slider = QSlider(Qt.Orientation.Horizontal)
+        self.width_slider.setObjectName("strokeWidthSlider")
+        self.width_slider.setRange(6, 40)
+        self.width_slider.setValue(int(DEFAULT_STROKE_WIDTH))
+        self.width_slider.setToolTip("Pen thickness (on a 280-pixel canvas). About 18 looks like MNIST strokes.")
+        self.width_slider.valueChanged.connect(self.canvas.set_stroke_width)
+        guide = QCheckBox("Guide")
+        guide.setChecked(True)
+        guide.setToolTip("Show the 20 x 20 box and centre cross where MNIST digits sit")
+        guide.toggled.connect(self.canvas.set_show_guide)
+        tools = QHBoxLayout()
+        tools.addWidget(clear)
+        tools.addWidget(undo)
+        tools.addSpacing(8)
+        tools.addWidget(QLabel("Pen"))
+        tools.addWidget(self.width_slider, 1)
+        tools.addWidget(guide)
+        left = QVBoxLayout()
+        left.addLayout(tools)
+        left.addWidget(self.canvas, 1)
+
+        seen = QLabel("What the network sees (28 × 28)")
+        seen.setToolTip("Your drawing scaled to fit 20 × 20 and centred by mass in 28 × 28, as MNIST digits were")
+        self._preview_view = pg.GraphicsView(background=QColor(0, 0, 0))
+        self._preview_view.setObjectName("mnistPreview")
+        self._preview_view.setFixedSize(_PREVIEW_SIDE, _PREVIEW_SIDE)
+        self._preview_view.setToolTip(seen.toolTip())
+        box = pg.ViewBox(lockAspect=True, invertY=True, enableMouse=False, enableMenu=False, defaultPadding=0)
+        self._preview_view.setCentralItem(box)
+        self._preview = pg.ImageItem(axisOrder="row-major")
+        box.addItem(self._preview)
+        box.setRange(QRectF(0, 0, 28, 28), padding=0)
+        self.overlay_combo = QComboBox()
+        self.overlay_combo.setObjectName("overlayCombo")
+        self.overlay_combo.addItems(OVERLAYS)
+        self.overlay_combo.setToolTip(
+            "Colour the pixels the prediction depends on:\n"
+            "Saliency: how much a small change of each pixel moves the top class's score.\n"
+            "Grad-CAM: which regions of the last convolution layer speak for the top class.")
+        self.overlay_combo.currentIndexChanged.connect(self._refresh)
+        overlay_row = QHBoxLayout()
+        overlay_row.addWidget(QLabel("Overlay"))
+        overlay_row.addWidget(self.overlay_combo, 1)
+
+        self.headline = QLabel()
+        self.headline.setObjectName("predictionLabel")
+        font = QFont(self.headline.font())
+        font.setPointSizeF(font.pointSizeF() * 1.5)
+        font.setBold(True)
+        self.headline.setFont(font)
+        self.untrained_note = QLabel(_UNTRAINED)
+        self.untrained_note.setObjectName("untrainedNote")
+        self.untrained_note.setWordWrap(True)
+        self.untrained_note.setStyleSheet(
+            "QLabel { background: #5a4300; color: #ffe08a; border-radius: 4px; padding: 4px; }")
+        self.error_note = QLabel()
+        self.error_note.setObjectName("predictionError")
+        self.error_note.setWordWrap(True)
+        self.error_note.setStyleSheet("QLabel { color: #e05050; }")
+        self.error_note.hide()
+        self.bars = ProbabilityBars()
+        self.feature_maps_check = QCheckBox("Show in feature maps")
+        self.feature_maps_check.setObjectName("showInFeatureMapsCheck")
+        self.feature_maps_check.setToolTip("Make your drawing the input of the feature-map view as you draw")
+        self.feature_maps_check.toggled.connect(self._on_feature_maps_toggled)
+
+        right = QVBoxLayout()
+        right.addWidget(seen)
+        right.addWidget(self._preview_view, 0, Qt.AlignmentFlag.AlignHCenter)
+        right.addLayout(overlay_row)
+        right.addSpacing(6)
+        right.addWidget(self.headline)
+        right.addWidget(self.untrained_note)
+        right.addWidget(self.error_note)
+        right.addWidget(self.bars, 1)
+        right.addWidget(self.feature_maps_check)
+        side = QWidget()
+        side.setLayout(right)
+        side.setFixedWidth(max(_PREVIEW_SIDE + 40, 250))
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 1)
+        layout.addWidget(side)
+
+    # -- automation surface ----------------------------------------------------------------------------
+    def probabilities(self) -> list[float]:
+        """The current class probabilities; an empty list when nothing is drawn."""
+        if self._dirty:
+            self._refresh()
+        return list(self._probs)
+
+    def mnist_input(self) -> np.ndarray | None:
+        """The 28 x 28 [0, 1] image the network is shown (None when nothing is drawn)."""
+        return None if self._pixels is None else self._pixels.copy()
+
+    def overlay(self) -> np.ndarray | None:
+        """The saliency / Grad-CAM map (28 x 28, 0..1) laid over the preview, or None."""
+        if self._dirty:
+            self._refresh()
+        return None if self._heat is None else self._heat.copy()
+
+    def set_overlay(self, name: str) -> None:
+        """Choose the overlay: one of ``OVERLAYS`` ("None", "Saliency", "Grad-CAM"; case-insensitive)."""
+        names = [o.lower() for o in OVERLAYS]
+        if name.lower() not in names:
+            raise ValueError(f"unknown overlay '{name}'; choose one of {', '.join(OVERLAYS)}")
+        self.overlay_combo.setCurrentIndex(names.index(name.lower()))
+
+    # -- session signals -------------------------------------------------------------------------------
+    def _on_weights_changed(self, snapshot) -> None:
+        if not self.isVisible():
+            self._dirty = True  # hidden: cost nothing now, catch up in showEvent
+            return
+        self._weights_throttle.request()
+
+    def _on_model_or_data_changed(self, _value) -> None:
+        if not self.isVisible():
+            self._dirty = True
+            return
+        self._refresh()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._dirty:
+            self._refresh()
+
+    # -- the update ------------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Re-read the drawing, predict it, redraw everything and emit ``prediction_changed``."""
+        self._dirty = False
+        session = self._session
+        self.untrained_note.setVisible(not session.trained)
+        had = self._pixels is not None
+        pixels = None
+        if not self.canvas.is_empty():
+            raster = render_strokes(self.canvas.strokes(), CANVAS_PIXELS, self.canvas.stroke_width())
+            pixels = to_mnist(raster)
+        names = tuple(session.class_names)
+        self._pixels, self._probs, self._heat = pixels, [], None
+        self.error_note.hide()
+        if pixels is None:
+            self._show_empty(names)
+            if had:
+                self.prediction_changed.emit([])
+            return
+        try:
+            probs = session.predict(pixels)
+            self._probs = [float(v) for v in np.asarray(probs).reshape(-1)]
+            self._heat = self._compute_overlay(pixels)
+        except CnnvizError as err:  # a model that cannot run on this input: say so, keep the app going
+            self.error_note.setText(str(err))
+            self.error_note.show()
+        if len(names) != len(self._probs):
+            names = tuple(names[i] if i < len(names) else str(i) for i in range(len(self._probs)))
+        self._preview.setImage(_blend_heatmap(pixels, self._heat), levels=(0, 255), autoLevels=False)
+        self.bars.set_data(names, self._probs)
+        if self._probs:
+            top = int(np.argmax(self._probs))
+            self.headline.setText(f"Prediction: {names[top]}  ({self._probs[top] * 100:.0f}%)")
+        else:
+            self.headline.setText("No prediction")
+        self.prediction_changed.emit(list(self._probs))
+        if self.feature_maps_check.isChecked():
+            if self.canvas.is_drawing():
+                self._select_throttle.request()  # <= 10 Hz while the pen moves
+            else:
+                self._select_throttle.flush()  # the finished drawing goes out at once
+
+    def _show_empty(self, names: tuple[str, ...]) -> None:
+        self._preview.setImage(np.zeros((28, 28, 3), np.uint8), levels=(0, 255), autoLevels=False)
+        self.bars.set_data(names, [])
+        self.headline.setText("Draw a digit")
+
+    def _compute_overlay(self, pixels: np.ndarray) -> np.ndarray | None:
+        mode = self.overlay_combo.currentText()
+        if mode == "None" or not self._probs:
+            return None
+        x = self._session.to_tensor(pixels)
+        target = int(np.argmax(self._probs))
+        fn = saliency if mode == "Saliency" else grad_cam
+        return np.asarray(fn(self._session.model, x, target=target), dtype=np.float32)
+
+    # -- feature maps ----------------------------------------------------------------------------------
+    def _on_feature_maps_toggled(self, checked: bool) -> None:
+        if checked and self._pixels is not None:
+            self._select_throttle.flush()
+
+    def _send_to_feature_maps(self) -> None:
+        if self._pixels is not None and self.feature_maps_check.isChecked():
+            self._session.select_input(InputImage(self._pixels.copy(), "drawing", "drawing"))

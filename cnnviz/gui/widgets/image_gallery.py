@@ -1,0 +1,169 @@
+"""A scrolling grid of test-image thumbnails labelled "predicted (true)", green when right, red when wrong.
+
+Shows at most ``cap`` images (with a "showing 200 of 812" note) so a gallery of a whole test set stays
+instant; the thumbnails are the raw 28x28 digits scaled up with nearest-neighbour so pixels stay crisp.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import QLabel, QListView, QListWidget, QListWidgetItem, QStackedWidget, QVBoxLayout, QWidget
+
+INDEX_ROLE = Qt.ItemDataRole.UserRole  # the test-set index of an item
+CORRECT_ROLE = Qt.ItemDataRole.UserRole + 1  # True when the prediction is right
+
+
+def thumbnail(pixels: np.ndarray, scale: int) -> QPixmap:
+    """A (H, W) uint8 image as a pixmap scaled by ``scale`` with nearest-neighbour sampling."""
+    a = np.ascontiguousarray(pixels, dtype=np.uint8)
+    h, w = a.shape
+    img = QImage(a.data, w, h, w, QImage.Format.Format_Grayscale8).copy()  # copy: `a` dies with this call
+    return QPixmap.fromImage(img.scaled(w * scale, h * scale, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                        Qt.TransformationMode.FastTransformation))
+
+
+class ImageGallery(QWidget):
+    """Thumbnails of test images; clicking one (or Enter on it) emits ``image_clicked(test_index)``."""
+
+    image_clicked = Signal(int)
+
+    def __init__(self, empty_text: str = "No images", scale: int = 2, cap: int = 200,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.scale = scale
+        self.cap = cap
+        self._total = 0
+        self._indices: list[int] = []
+        self._last_click: tuple[int, float] = (-1, 0.0)
+
+        self._note = QLabel()
+        self._note.setObjectName("galleryNote")
+        self._note.setWordWrap(True)
+        self._list = QListWidget()
+        self._list.setObjectName("galleryList")
+        self._list.setViewMode(QListView.ViewMode.IconMode)
+        self._list.setMovement(QListView.Movement.Static)  # a gallery, not a desktop: no dragging icons
+        self._list.setResizeMode(QListView.ResizeMode.Adjust)
+        self._list.setUniformItemSizes(True)
+        self._list.setWrapping(True)
+        self._list.setSpacing(2)
+        side = 28 * scale
+        self._list.setIconSize(QSize(side, side))
+        self._list.setGridSize(QSize(max(side + 14, 64), side + 24))
+        self._list.setToolTip("Click an image to make it the input of the feature maps")
+        self._list.itemClicked.connect(self._on_item)
+        self._list.itemActivated.connect(self._on_item)  # Enter on the keyboard
+
+        self._empty = QLabel(empty_text)
+        self._empty.setObjectName("galleryEmpty")
+        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._empty.setWordWrap(True)
+        self._empty.setEnabled(False)  # drawn in the disabled (grey) text colour
+        self._stack = QStackedWidget()
+        self._stack.addWidget(self._empty)
+        self._stack.addWidget(self._list)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self._note)
+        layout.addWidget(self._stack, 1)
+        self._note.hide()
+
+    # -- content -----------------------------------------------------------------------------------
+    def show_images(
+        self,
+        raw: np.ndarray,
+        indices: Sequence[int] | np.ndarray,
+        labels: np.ndarray,
+        predicted: np.ndarray,
+        class_names: Sequence[str],
+        probabilities: np.ndarray | None = None,
+        note: str = "",
+    ) -> None:
+        """Show the images ``raw[indices]`` (the first ``cap`` of them), labelled "predicted (true)".
+
+        Parameters
+        ----------
+        raw : (N, H, W) uint8
+            All test images; ``indices`` index into it, and into ``labels``/``predicted``.
+        probabilities : (N, C), optional
+            When given, each label also shows the confidence in the predicted class ("9 (4) 97%").
+        note : str
+            Text before the count note, e.g. "Most confident mistakes".
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        self._total = int(idx.size)
+        shown = idx[: self.cap]
+        self._last_click = (-1, 0.0)
+        self._list.setUpdatesEnabled(False)  # one repaint for the whole batch
+        self._list.clear()
+        self._indices = [int(i) for i in shown]
+        right, wrong = self.label_color(True), self.label_color(False)
+        for i in self._indices:
+            true, pred = int(labels[i]), int(predicted[i])
+            text = f"{class_names[pred]} ({class_names[true]})"
+            tip = f"Test image #{i}\ntrue {class_names[true]}, predicted {class_names[pred]}"
+            if probabilities is not None:
+                conf = float(probabilities[i, pred])
+                text += f" {conf:.0%}"
+                tip += f" ({conf:.1%} sure)"
+            item = QListWidgetItem(QIcon(thumbnail(raw[i], self.scale)), text)
+            item.setData(INDEX_ROLE, i)
+            item.setData(CORRECT_ROLE, true == pred)
+            item.setForeground(QBrush(right if true == pred else wrong))
+            item.setToolTip(tip + "\nClick to show its feature maps")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
+            self._list.addItem(item)
+        self._list.setUpdatesEnabled(True)
+        self._list.scrollToTop()
+        count = f"showing {len(shown):,} of {self._total:,}" if self._total > len(shown) else f"{self._total:,} images"
+        if self._total == 1:
+            count = "1 image"
+        self._note.setText(f"{note}: {count}" if note else count)
+        self._note.show()
+        self._stack.setCurrentWidget(self._list if self._indices else self._empty)
+        if not self._indices:
+            self._empty.setText("No images here")
+
+    def clear(self, text: str | None = None) -> None:
+        """Remove every image and show ``text`` (or the last empty text)."""
+        self._list.clear()
+        self._indices, self._total = [], 0
+        if text is not None:
+            self._empty.setText(text)
+        self._note.hide()
+        self._stack.setCurrentWidget(self._empty)
+
+    def indices(self) -> list[int]:
+        """The test indices shown, in order."""
+        return list(self._indices)
+
+    def total(self) -> int:
+        """How many images the gallery was given (it shows at most ``cap``)."""
+        return self._total
+
+    def note_text(self) -> str:
+        return self._note.text() if self._note.isVisibleTo(self) else ""
+
+    def list_widget(self) -> QListWidget:
+        return self._list
+
+    def label_color(self, correct: bool) -> QColor:
+        """Label colour of a right (green) or wrong (red) prediction, readable on the list's background."""
+        dark = self._list.palette().base().color().lightnessF() < 0.5
+        if correct:
+            return QColor("#66bb6a") if dark else QColor("#1b7f2a")
+        return QColor("#ef5350") if dark else QColor("#c62828")
+
+    def _on_item(self, item: QListWidgetItem) -> None:
+        # A click can also count as an activation (single-click styles, double clicks): report it once.
+        index, now = int(item.data(INDEX_ROLE)), time.monotonic()
+        if self._last_click[0] == index and now - self._last_click[1] < 0.4:
+            return
+        self._last_click = (index, now)
+        self.image_clicked.emit(index)

@@ -1,0 +1,176 @@
+"""The menu bar (File / View / Help) and the file actions behind it: open/save runs, exports."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from cnnviz import __version__
+from cnnviz.errors import CnnvizError
+from cnnviz.training.messages import STOPPED
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cnnviz.gui.main_window import MainWindow
+
+RUN_FILTER = "cnnviz run (*.safetensors)"
+
+SHORTCUTS = [
+    ("Ctrl+Return", "Train (or continue a stopped or opened run)"),
+    ("Space", "Pause / resume"),
+    ("Ctrl+.", "Train one batch (step)"),
+    ("Esc", "Stop training"),
+    ("Ctrl+R", "Reset to fresh weights"),
+    ("Ctrl+O / Ctrl+S", "Open / save a run"),
+    ("Ctrl+Z", "Undo the last stroke on the drawing canvas"),
+    ("Delete", "Clear the drawing canvas"),
+    ("Ctrl+Q", "Quit"),
+]
+
+
+def build_menus(window: "MainWindow") -> dict[str, QAction]:
+    """Create the menus; returns the actions by name (for tests and shortcuts)."""
+    bar = window.menuBar()
+    actions: dict[str, QAction] = {}
+
+    def add(menu, name: str, text: str, slot, shortcut: str | None = None, tip: str = "") -> QAction:
+        action = QAction(text, window)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        actions[name] = action
+        return action
+
+    file_menu = bar.addMenu("&File")
+    add(file_menu, "open", "&Open run…", lambda: open_run(window), "Ctrl+O", "Open a saved run and continue it")
+    add(file_menu, "save", "&Save run as…", lambda: save_run(window), "Ctrl+S",
+        "Save weights, optimizer state, history and recipe")
+    export = file_menu.addMenu("&Export")
+    add(export, "export_curves_png", "Curves as PNG…", lambda: _export(window, "curves_png"))
+    add(export, "export_curves_csv", "Curves as CSV…", lambda: _export(window, "curves_csv"))
+    add(export, "export_filters_png", "Filters as PNG…", lambda: _export(window, "filters_png"))
+    add(export, "export_maps_png", "Feature maps as PNG…", lambda: _export(window, "maps_png"))
+    add(export, "export_confusion_csv", "Confusion matrix as CSV…", lambda: _export(window, "confusion_csv"))
+    file_menu.addSeparator()
+    add(file_menu, "quit", "&Quit", window.close, "Ctrl+Q")
+
+    view_menu = bar.addMenu("&View")
+    for dock in window.docks.values():
+        view_menu.addAction(dock.toggleViewAction())
+    view_menu.addSeparator()
+    add(view_menu, "reset_layout", "Reset layout", window.reset_layout, tip="Put every panel back where it started")
+
+    help_menu = bar.addMenu("&Help")
+    add(help_menu, "shortcuts", "Keyboard shortcuts", lambda: _show_shortcuts(window), "F1")
+    add(help_menu, "about", "About cnnviz", lambda: _show_about(window))
+    return actions
+
+
+# -- runs ------------------------------------------------------------------------------------------------
+def save_run(window: "MainWindow", path: str | None = None) -> bool:
+    """Save the current run (asks for a file when `path` is None). False when there is nothing to save."""
+    if path is None:
+        path, _ = QFileDialog.getSaveFileName(window, "Save run", "run.safetensors", RUN_FILTER)
+        if not path:
+            return False
+    if not path.endswith(".safetensors"):
+        path += ".safetensors"
+    try:
+        ok = window.controller.save(path)
+    except OSError as exc:
+        window.show_message("error", f"Could not save {path}: {exc.strerror or exc}")
+        return False
+    if not ok:
+        window.show_message("warning", "Nothing to save yet: train the model first.")
+    return ok
+
+
+def open_run(window: "MainWindow") -> None:
+    path, _ = QFileDialog.getOpenFileName(window, "Open run", "", RUN_FILTER + ";;All files (*)")
+    if path:
+        open_run_path(window, path)
+
+
+def open_run_path(window: "MainWindow", path: str) -> bool:
+    """Open a saved run: its model, weights, history and recipe; Train then continues it."""
+    from cnnviz.training.checkpoint import load_checkpoint
+    from cnnviz.training.trainer import evaluate
+
+    try:
+        ckpt = load_checkpoint(path)
+    except CnnvizError as exc:
+        window.show_message("error", f"Could not open the run: {exc}")
+        return False
+    if window.controller.active and not window.confirm("Open run", "Opening a run stops the current training. "
+                                                       "Continue?"):
+        return False
+    window._reset_run()
+    s = window.session
+    s.set_recipe(ckpt.recipe)
+    window.experiment.set_recipe(ckpt.recipe)
+    window.preset_name = "custom"
+    s.set_spec(ckpt.spec)
+    s.load_weights(ckpt.model_state, ckpt.step)
+    s.reset_history(ckpt.history)
+    window.controller.resume_from = Path(path)
+    window.controller.last_checkpoint = Path(path)
+    if s.data is not None and s.data.num_classes == ckpt.spec.num_classes and ckpt.step > 0:
+        test = dataclasses.replace(s.data.test, images=ckpt.normalization.apply(s.data.test.raw))
+        s.set_evaluation(evaluate(s.model, test, "test", ckpt.step))
+    window._reload_data_if_needed(ckpt.recipe.data)
+    s.set_state(STOPPED if ckpt.step > 0 else s.state)
+    window.statusBar().showMessage(f"Opened {path}: {ckpt.epoch} epochs, {ckpt.step:,} steps. "
+                                   f"Press Continue to train on.", 10000)
+    return True
+
+
+# -- exports ---------------------------------------------------------------------------------------------
+_EXPORTS = {
+    "curves_png": ("Export curves", "curves.png", "PNG image (*.png)", lambda w, p: w.curves.export_png(p)),
+    "curves_csv": ("Export curves", "curves.csv", "CSV (*.csv)", lambda w, p: w.curves.export_csv(p)),
+    "filters_png": ("Export filters", "filters.png", "PNG image (*.png)", lambda w, p: w.filters.export_png(p)),
+    "maps_png": ("Export feature maps", "feature-maps.png", "PNG image (*.png)",
+                 lambda w, p: w.feature_maps.export_png(p)),
+    "confusion_csv": ("Export confusion matrix", "confusion.csv", "CSV (*.csv)",
+                      lambda w, p: w.evaluation.export_confusion_csv(p)),
+}
+
+
+def export(window: "MainWindow", kind: str, path: str) -> bool:
+    """Write one export to `path`; a failure becomes a message, never an exception."""
+    title, _, _, write = _EXPORTS[kind]
+    try:
+        result = write(window, path)
+    except (OSError, CnnvizError, ValueError) as exc:
+        window.show_message("error", f"{title} failed: {exc}")
+        return False
+    if result is False:
+        window.show_message("warning", f"{title}: nothing to export yet.")
+        return False
+    window.statusBar().showMessage(f"Wrote {path}", 6000)
+    return True
+
+
+def _export(window: "MainWindow", kind: str) -> None:
+    title, default, pattern, _ = _EXPORTS[kind]
+    path, _ = QFileDialog.getSaveFileName(window, title, default, pattern)
+    if path:
+        export(window, kind, path)
+
+
+# -- help ------------------------------------------------------------------------------------------------
+def _show_shortcuts(window: "MainWindow") -> None:
+    rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in SHORTCUTS)
+    QMessageBox.information(window, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+
+def _show_about(window: "MainWindow") -> None:
+    QMessageBox.about(window, "About cnnviz", (
+        f"<h3>cnnviz {__version__}</h3><p>Watch a convolutional neural network learn and look inside it.</p>"
+        "<p>Models and recipes from CNTK 103D, a Keras/PyTorch basic CNN post, a CNN-vs-dense exercise, "
+        "M. Görner's <i>TensorFlow without a PhD</i> and a Keras six-vs-not-six notebook.</p>"
+        "<p>MNIST: Y. LeCun, C. Cortes, C. J. C. Burges (CC BY-SA 3.0). Fashion-MNIST: Zalando Research (MIT).</p>"))

@@ -1,0 +1,36 @@
+"""Fixtures for widget tests: the embedded sample, a Session on it, and trained weights to show."""
+import pytest
+
+from cnnviz.config import DataConfig
+from cnnviz.data.prepare import load_data
+
+
+@pytest.fixture(scope="session")
+def sample_data():
+    """The embedded MNIST sample (4,000 train / 1,000 test), prepared with the default options."""
+    return load_data(DataConfig(validation="none"))
+
+
+@pytest.fixture
+def session(qtbot, sample_data):
+    """A Session on the `gorner` preset with the sample loaded (untrained weights)."""
+    from cnnviz.gui.session import Session
+    from cnnviz.presets import get_preset
+
+    preset = get_preset("gorner")
+    s = Session(preset.spec, preset.recipe)
+    s.set_data(sample_data)
+    return s
+
+
+@pytest.fixture(scope="session")
+def trained_snapshot(sample_data):
+    """A WeightsSnapshot of `gorner` trained for 60 steps on the sample (learned a little; ~2 s)."""
+    from cnnviz.presets import get_preset
+    from cnnviz.training.trainer import Trainer
+
+    preset = get_preset("gorner")
+    recipe = preset.recipe.replace(train__max_steps=60, train__evaluate_test=False, data__validation="none")
+    trainer = Trainer(preset.spec, recipe, sample_data)
+    trainer.fit()
+    return trainer.snapshot()
