@@ -144,10 +144,10 @@ class MainWindow(QMainWindow):
         c.train_clicked.connect(self.train)
         c.pause_clicked.connect(self.toggle_pause)
         c.step_clicked.connect(self.controller.step)
-        c.stop_clicked.connect(self.controller.stop)
+        c.stop_clicked.connect(self.stop)
         c.reset_clicked.connect(self.reset)
         for keys, slot in ((Qt.Key.Key_Space, self.toggle_pause), (QKeySequence("Ctrl+Return"), self.train),
-                           (QKeySequence("Ctrl+."), self.controller.step), (Qt.Key.Key_Escape, self.controller.stop),
+                           (QKeySequence("Ctrl+."), self.controller.step), (Qt.Key.Key_Escape, self.stop),
                            (QKeySequence("Ctrl+R"), self.reset)):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.activated.connect(slot)
@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
         self.loader.progress.connect(self._on_load_progress)
         self.loader.loaded.connect(self._on_data_loaded)
         self.loader.failed.connect(self._on_load_failed)
+        self.loader.busy_changed.connect(self._on_loader_busy)
 
     # -- the automation surface ------------------------------------------------------------------------
     def trainer_state(self) -> str:
@@ -179,6 +180,14 @@ class MainWindow(QMainWindow):
             return
         self.banner.dismiss()
         self.controller.start()
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop training, or cancel a download in progress."""
+        if self.loader.busy:
+            self.loader.cancel()
+        else:
+            self.controller.stop()
 
     @Slot()
     def toggle_pause(self) -> None:
@@ -223,6 +232,7 @@ class MainWindow(QMainWindow):
         self._reset_run()
         self.session.set_recipe(recipe)
         self.experiment.set_recipe(recipe)
+        self.experiment.set_preset(name)
         self._set_spec_for_data(preset.spec)
         self._reload_data_if_needed(recipe.data)
 
@@ -282,9 +292,18 @@ class MainWindow(QMainWindow):
             self.loader.cancel()
             QTimer.singleShot(100, lambda: self._reload_data_if_needed(config, force))
             return
-        self.controls.train_button.setEnabled(False)
         self.statusBar().showMessage("Loading data…")
         self.loader.load(config)
+
+    @Slot(bool)
+    def _on_loader_busy(self, busy: bool) -> None:
+        if busy:  # Stop cancels the download
+            self.controls.train_button.setEnabled(False)
+            self.controls.stop_button.setEnabled(True)
+            self.controls.stop_button.setToolTip("Cancel the download (Esc)")
+        else:
+            self.controls.stop_button.setToolTip("Stop training; the run can be continued with Train (Esc)")
+            self.controls.set_state(self.session.state)
 
     @Slot(int, int, str)
     def _on_load_progress(self, done: int, total: int, message: str) -> None:
@@ -314,7 +333,10 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
-        self.show_message("error", message)
+        if message == "download cancelled":
+            self.show_message("info", "Download cancelled; the previous data is still loaded.")
+        else:
+            self.show_message("error", message)
         self.experiment.set_dataset(self.session.recipe.data.dataset, self.session.recipe.data.data_dir)
         self.controls.set_state(self.session.state)
         self.statusBar().clearMessage()

@@ -272,12 +272,15 @@ class ConvPlayground(QWidget):
         self._on_controls_changed()
 
     def set_stride(self, n: int) -> None:
+        """Stride S, 1-4."""
         self.stride_spin.setValue(int(n))
 
     def set_padding(self, n: int) -> None:
+        """Zero padding P on every side, 0-3."""
         self.pad_spin.setValue(int(n))
 
     def set_pool_size(self, n: int) -> None:
+        """Pooling window size F, 2-4."""
         self.pool_spin.setValue(int(n))
 
     def set_operation(self, name: str) -> None:
@@ -289,6 +292,7 @@ class ConvPlayground(QWidget):
         _choose(self.source_combo, _SOURCE_ALIASES, name, "image source")
 
     def set_test_index(self, index: int) -> None:
+        """Which test image to filter."""
         self.index_spin.setValue(int(index))
 
     # -- reacting --------------------------------------------------------------------------------------

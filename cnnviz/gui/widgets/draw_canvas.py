@@ -89,7 +89,7 @@ class DrawCanvas(QWidget):
         self.setSizePolicy(policy)
         self.setMinimumSize(140, 140)
         self.setToolTip("Draw a digit with the mouse, a pen or a finger.\n"
-                        "Ctrl+Z undoes the last stroke; Delete clears.")
+                        "Ctrl+Z or a right click undoes the last stroke; Delete clears.")
         self._strokes: list[list[tuple[float, float]]] = []  # normalised 0..1 coordinates
         self._drawing = False
         self._width = DEFAULT_STROKE_WIDTH
@@ -103,6 +103,7 @@ class DrawCanvas(QWidget):
         return [[(x * s, y * s) for x, y in stroke] for stroke in self._strokes]
 
     def is_empty(self) -> bool:
+        """True when nothing is drawn."""
         return not self._strokes
 
     def is_drawing(self) -> bool:
@@ -140,6 +141,7 @@ class DrawCanvas(QWidget):
                 self._throttle.flush()
 
     def show_guide(self) -> bool:
+        """Whether the 20 x 20 guide box is shown."""
         return self._show_guide
 
     def set_show_guide(self, show: bool) -> None:
@@ -156,6 +158,11 @@ class DrawCanvas(QWidget):
 
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(CANVAS_PIXELS, CANVAS_PIXELS)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        # Never taller than wide: the layout gives the spare height to whatever sits below the square.
+        self.setMaximumHeight(max(self.minimumHeight(), self.width()))
 
     def square(self) -> QRectF:
         """The drawing square in widget coordinates: as large as fits, at the top, centred across."""

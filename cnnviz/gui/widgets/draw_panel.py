@@ -24,13 +24,14 @@ from PySide6.QtWidgets import (
 
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.session import InputImage
+from cnnviz.gui.widgets.colormaps import sequential_lut
 from cnnviz.gui.widgets.draw_canvas import CANVAS_PIXELS, DEFAULT_STROKE_WIDTH, DrawCanvas, Throttle
 from cnnviz.inspect.canvas import render_strokes, to_mnist
 from cnnviz.inspect.saliency import grad_cam, saliency
 
 OVERLAYS = ("None", "Saliency", "Grad-CAM")
 _PREVIEW_SIDE = 168  # 6 screen pixels per MNIST pixel
-_HEAT_LUT = pg.colormap.get("inferno").getLookupTable(nPts=256, alpha=False).astype(np.float32)
+_HEAT_LUT = sequential_lut("inferno")[:, :3].astype(np.float32)
 _UNTRAINED = "The model is untrained: predictions are random until you train"
 
 
@@ -167,16 +168,33 @@ class DrawPanel(QWidget):
         guide.setChecked(True)
         guide.setToolTip("Show the 20 x 20 box and centre cross where MNIST digits sit")
         guide.toggled.connect(self.canvas.set_show_guide)
+        self.feature_maps_check = QCheckBox("Show in feature maps")
+        self.feature_maps_check.setObjectName("showInFeatureMapsCheck")
+        self.feature_maps_check.setToolTip("Make your drawing the input of the feature-map view as you draw")
+        self.feature_maps_check.toggled.connect(self._on_feature_maps_toggled)
         tools = QHBoxLayout()
-        tools.addWidget(clear)
-        tools.addWidget(undo)
-        tools.addSpacing(8)
-        tools.addWidget(QLabel("Pen"))
-        tools.addWidget(self.width_slider, 1)
+        for widget in (clear, undo):
+            tools.addWidget(widget)
+        tools.addStretch(1)
         tools.addWidget(guide)
+        width_label = QLabel(f"{int(DEFAULT_STROKE_WIDTH)} px")
+        width_label.setMinimumWidth(width_label.fontMetrics().horizontalAdvance("00 px"))
+        self.width_slider.valueChanged.connect(lambda v: width_label.setText(f"{v} px"))
+        pen_row = QHBoxLayout()
+        pen_row.addWidget(QLabel("Pen width"))
+        pen_row.addWidget(self.width_slider, 1)
+        pen_row.addWidget(width_label)
         left = QVBoxLayout()
         left.addLayout(tools)
         left.addWidget(self.canvas, 1)
+        left.addLayout(pen_row)
+        tip = QLabel("Tip: the network only knows MNIST-style digits: one digit, drawn big, with a steady "
+                     "stroke. Watch the 28 × 28 image to see what it is given.")
+        tip.setWordWrap(True)
+        tip.setEnabled(False)  # the palette's muted text colour
+        left.addWidget(tip)
+        left.addWidget(self.feature_maps_check)
+        left.addStretch(1)
 
         seen = QLabel("What the network sees (28 × 28)")
         seen.setToolTip("Your drawing scaled to fit 20 × 20 and centred by mass in 28 × 28, as MNIST digits were")
@@ -218,10 +236,6 @@ class DrawPanel(QWidget):
         self.error_note.setStyleSheet("QLabel { color: #e05050; }")
         self.error_note.hide()
         self.bars = ProbabilityBars()
-        self.feature_maps_check = QCheckBox("Show in feature maps")
-        self.feature_maps_check.setObjectName("showInFeatureMapsCheck")
-        self.feature_maps_check.setToolTip("Make your drawing the input of the feature-map view as you draw")
-        self.feature_maps_check.toggled.connect(self._on_feature_maps_toggled)
 
         right = QVBoxLayout()
         right.addWidget(seen)
@@ -232,10 +246,9 @@ class DrawPanel(QWidget):
         right.addWidget(self.untrained_note)
         right.addWidget(self.error_note)
         right.addWidget(self.bars, 1)
-        right.addWidget(self.feature_maps_check)
         side = QWidget()
         side.setLayout(right)
-        side.setFixedWidth(max(_PREVIEW_SIDE + 40, 250))
+        side.setFixedWidth(_PREVIEW_SIDE + 64)
         layout = QHBoxLayout(self)
         layout.addLayout(left, 1)
         layout.addWidget(side)
