@@ -16,21 +16,9 @@ from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QGridLayout, QHBoxL
                                QSizePolicy, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from cnnviz.errors import ConfigError
+from cnnviz.inspect.convolution import KERNELS, apply_operation, output_size, size_formula
 from cnnviz.gui.widgets.colormaps import color_at, diverging_lut, ink_for, sequential_lut
 
-_G5 = np.array([1, 4, 6, 4, 1], np.float32)
-KERNELS: dict[str, np.ndarray] = {
-    "Edge detect (Laplacian)": np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32),
-    "Sobel x": np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32),
-    "Sobel y": np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], np.float32),
-    "Box blur 3×3": np.full((3, 3), 1 / 9, np.float32),
-    "Box blur 5×5": np.full((5, 5), 1 / 25, np.float32),
-    "Gaussian blur 3×3": np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32) / 16,
-    "Gaussian blur 5×5": np.outer(_G5, _G5) / 256,
-    "Sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], np.float32),
-    "Emboss": np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], np.float32),
-    "Identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], np.float32),
-}
 CUSTOM = "Custom"
 OPERATIONS = ("Convolution", "Max pooling", "Average pooling")
 SOURCES = ("Test image", "Selected input")
@@ -57,38 +45,6 @@ def _choose(combo: QComboBox, aliases: dict[str, int], name: str, what: str) -> 
         items = ", ".join(combo.itemText(i) for i in range(combo.count()))
         raise ConfigError(f"unknown {what} '{name}'; choose one of {items}")
     combo.setCurrentIndex(aliases[_key(name)])
-
-
-def output_size(size: int, padding: int, window: int, stride: int) -> int:
-    """``floor((W + 2P - F) / S) + 1``; zero or less when the window does not fit the padded input."""
-    return (size + 2 * padding - window) // stride + 1
-
-
-def size_formula(size: int, padding: int, window: int, stride: int) -> str:
-    """The output-size formula written out with the actual numbers."""
-    top = size + 2 * padding - window
-    out = output_size(size, padding, window, stride)
-    text = f"O = (W + 2P - F) / S + 1 = ({size} + 2*{padding} - {window}) / {stride} + 1 = {out}"
-    if top >= 0 and top % stride:
-        text += f"   ({top} / {stride} = {top / stride:g} is rounded down)"
-    return text
-
-
-def apply_operation(image: np.ndarray, operation: str, kernel: np.ndarray, stride: int, padding: int) -> np.ndarray:
-    """Slide ``kernel`` (convolution) or a window of its shape (pooling) over the zero-padded image.
-
-    Returns float32 (O_h, O_w); an empty (0, 0) array when the window is larger than the padded input.
-    """
-    padded = np.pad(np.asarray(image, np.float32), padding)
-    kh, kw = kernel.shape
-    if padded.shape[0] < kh or padded.shape[1] < kw:
-        return np.zeros((0, 0), np.float32)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw))[::stride, ::stride]
-    if operation == "Convolution":
-        return np.einsum("ijkl,kl->ij", windows, kernel.astype(np.float32)).astype(np.float32)
-    if operation == "Max pooling":
-        return windows.max(axis=(2, 3)).astype(np.float32)
-    return windows.mean(axis=(2, 3)).astype(np.float32)
 
 
 def _parse_number(text: str) -> float | None:
