@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QGridLayout, QHBoxL
                                QSizePolicy, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from cnnviz.errors import ConfigError
-from cnnviz.inspect.convolution import KERNELS, apply_operation, output_size, size_formula
+from cnnviz.inspect.convolution import KERNELS, apply_operation, size_formula
 from cnnviz.gui.widgets.colormaps import color_at, diverging_lut, ink_for, sequential_lut
 
 CUSTOM = "Custom"
