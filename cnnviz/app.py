@@ -42,7 +42,16 @@ def run_app(argv: list[str] | None = None) -> int:
     """Open the window and run the event loop until it closes."""
     from PySide6.QtWidgets import QApplication
 
+    import signal
+
+    from PySide6.QtCore import QTimer
+
     window = create_window(argv)
     app = QApplication.instance()
     app.aboutToQuit.connect(window.controller.shutdown)
+    # Ctrl+C in the terminal closes the window cleanly (Qt's loop would otherwise never let Python see it)
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QTimer(window)
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
     return app.exec()
