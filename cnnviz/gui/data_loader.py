@@ -106,6 +106,9 @@ class DataLoader(QObject):
     def _on_thread_finished(self) -> None:
         if self._thread is None:
             return
+        # `finished` comes just before the thread deletes the worker (deleteLater); dropping our reference
+        # to it while that runs deletes it twice (a crash): let the thread end first (microseconds)
+        self._thread.wait()
         thread, self._thread, self._worker = self._thread, None, None
         thread.deleteLater()
         self.busy_changed.emit(False)

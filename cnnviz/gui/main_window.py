@@ -50,6 +50,7 @@ class MainWindow(QMainWindow):
         self.controller = TrainingController(self.session, self)
         self.loader = DataLoader(self)
         self.confirm = self._confirm_dialog  # tests replace this to answer dialogs
+        self._closing = False
         self._build_views()
         self._build_toolbar()
         self._build_docks()
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.actions_by_name = build_menus(self)
         self._connect()
         self.session.set_data(data)
+        self._loaded_config = self.session.recipe.data  # what `data` was prepared from: no reload on other edits
         self.experiment.set_recipe(self.session.recipe)
         self.experiment.set_preset(preset)
         self._restore_layout()
@@ -156,6 +158,7 @@ class MainWindow(QMainWindow):
         self.controller.progress_changed.connect(self._on_progress)
         self.controller.run_finished.connect(self._on_run_finished)
         self.controller.saved.connect(self._on_saved)
+        self.controller.active_changed.connect(self._on_run_active)
         e = self.experiment
         e.preset_requested.connect(self.apply_preset)
         e.dataset_requested.connect(self.request_dataset)
@@ -288,9 +291,11 @@ class MainWindow(QMainWindow):
         same = all(getattr(config, k) == getattr(current, k) for k in _DATA_KEYS)
         if loaded is not None and same and not force and getattr(self, "_loaded_config", None) == config:
             return
+        if self._closing:  # a retry still queued when the window closed must not start a load nobody waits for
+            return
         if self.loader.busy:
             self.loader.cancel()
-            QTimer.singleShot(100, lambda: self._reload_data_if_needed(config, force))
+            QTimer.singleShot(100, self, lambda: self._reload_data_if_needed(config, force))
             return
         self.statusBar().showMessage("Loading data…")
         self.loader.load(config)
@@ -333,13 +338,13 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
+        self.statusBar().clearMessage()  # the progress line; cleared first so the message below stays
         if message == "download cancelled":
             self.show_message("info", "Download cancelled; the previous data is still loaded.")
         else:
             self.show_message("error", message)
         self.experiment.set_dataset(self.session.recipe.data.dataset, self.session.recipe.data.data_dir)
         self.controls.set_state(self.session.state)
-        self.statusBar().clearMessage()
 
     # -- feedback --------------------------------------------------------------------------------------
     @Slot(str, str)
@@ -352,8 +357,21 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_state_changed(self, state: str) -> None:
         self.controls.set_state(state)
+        self._lock_while_ending()
         self.state_label.setText(state)
         self.experiment.set_running(state in (RUNNING, PAUSED))
+
+    @Slot(bool)
+    def _on_run_active(self, active: bool) -> None:
+        self.controls.set_state(self.session.state)
+        self._lock_while_ending()
+
+    def _lock_while_ending(self) -> None:
+        """A run that reported its end still shuts its process down (about a second): until it is gone,
+        Train and Step would be clicks that do nothing, so they wait disabled."""
+        if self.controller.active and self.session.state not in (RUNNING, PAUSED):
+            self.controls.train_button.setEnabled(False)
+            self.controls.step_button.setEnabled(False)
 
     @Slot(object)
     def _on_progress(self, m: StepMetrics) -> None:
@@ -406,6 +424,7 @@ class MainWindow(QMainWindow):
         return QSize(1440, 900)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self._closing = True
         settings.save_window(self.saveGeometry(), self.saveState())
         settings.save_experiment(self.preset_name, self.session.recipe)
         self.loader.shutdown()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from cnnviz.errors import CnnvizError
 from cnnviz.gui.session import Session
 from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, RUNNING, STOPPED, EpochMetrics,
                                       Evaluation, FitResult, Saved, StateChanged, StepBatch, WeightsSnapshot)
@@ -30,6 +31,7 @@ class TrainingController(QObject):
     progress_changed = Signal(object)  # StepMetrics: the latest step (for progress bar, ETA, images/s)
     run_finished = Signal(object)  # FitResult
     saved = Signal(str)  # path of a checkpoint the user asked for
+    active_changed = Signal(bool)  # a run's thread started (True) or ended (False)
 
     def __init__(self, session: Session, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -38,6 +40,7 @@ class TrainingController(QObject):
         self._worker: TrainingWorker | None = None
         self._pending_save: str | None = None
         self.last_checkpoint: Path | None = None  # the run's latest checkpoint on disk (autosave)
+        self._autosave_step: int | None = None  # step of this run's latest autosave
         self.last_result: FitResult | None = None
         self.resume_from: Path | None = None  # set when a saved run was opened: Train continues it
         self.autosave_path = app_data_dir() / "autosave" / "checkpoint.safetensors"
@@ -68,8 +71,11 @@ class TrainingController(QObject):
         job = TrainingJob(spec=s.spec.to_dict(), recipe=recipe, resume_from=resume,
                           autosave_path=str(self.autosave_path), start_paused=paused)
         self.resume_from = None
+        self._autosave_step = None
         self.autosave_path.parent.mkdir(parents=True, exist_ok=True)
-        self.marker_path.write_text("a run was in progress; this file is removed when it ends cleanly\n")
+        # the owner's pid: a marker of a process still running (another window training now) is no crash
+        self.marker_path.write_text(f"{os.getpid()}\na run was in progress; this file is removed when it ends "
+                                    "cleanly\n")
         self._worker = TrainingWorker(job)
         self._thread = QThread(self)
         self._worker.moveToThread(self._thread)
@@ -81,6 +87,7 @@ class TrainingController(QObject):
         self._thread.finished.connect(self._on_thread_finished)
         self._thread.start()
         s.set_state(PAUSED if paused else RUNNING)
+        self.active_changed.emit(True)
 
     def pause(self) -> None:
         self._command("pause")
@@ -166,20 +173,39 @@ class TrainingController(QObject):
         elif isinstance(message, Saved):
             if message.autosave:
                 self.last_checkpoint = Path(message.path)
+                self._autosave_step = message.step
             elif message.path == self._pending_save:
                 self._pending_save = None
                 self.saved.emit(message.path)
         elif isinstance(message, FitResult):
             self.last_result = message
             if message.status == FAILED:
+                self._show_kept_weights(message)
                 s.message.emit("error", message.error or "training failed")
             s.set_state(message.status)
             self.run_finished.emit(message)
+
+    def _show_kept_weights(self, result: FitResult) -> None:
+        """A failed run went back to its last good weights and autosaved them: show those, not the last
+        snapshot, which may already hold the diverged weights."""
+        if result.steps == 0 or self._autosave_step != result.steps or self.last_checkpoint is None:
+            return
+        from cnnviz.training.checkpoint import load_checkpoint
+
+        try:
+            checkpoint = load_checkpoint(self.last_checkpoint)
+        except CnnvizError:
+            return
+        if checkpoint.spec.named() == self.session.model.spec:
+            self.session.load_weights(checkpoint.model_state, checkpoint.step)
 
     @Slot()
     def _on_thread_finished(self) -> None:
         if self._thread is None:
             return
+        # `finished` comes just before the thread deletes the worker (deleteLater); dropping our reference
+        # to it while that runs deletes it twice (a crash): let the thread end first (microseconds)
+        self._thread.wait()
         thread, self._thread, self._worker = self._thread, None, None
         thread.deleteLater()
         try:
@@ -188,18 +214,51 @@ class TrainingController(QObject):
             pass
         if self.session.state in (RUNNING, PAUSED):  # ended without a result (shutdown)
             self.session.set_state(STOPPED)
+        self.active_changed.emit(False)
 
     def interrupted_run(self) -> Path | None:
-        """The autosave of a run that did not end cleanly last time, if any."""
-        if self.marker_path.exists() and self.autosave_path.exists():
-            return self.autosave_path
-        return None
+        """The autosave of a run that did not end cleanly last time, if any.
+
+        A marker left by a process that is still alive (this one, or another cnnviz training right now)
+        is a run in progress, not an interrupted one.
+        """
+        if not (self.marker_path.exists() and self.autosave_path.exists()):
+            return None
+        if _process_alive(_marker_pid(self.marker_path)):
+            return None
+        return self.autosave_path
 
     def clear_interrupted(self) -> None:
         try:
             self.marker_path.unlink()
         except OSError:
             pass
+
+
+def _marker_pid(path: Path) -> int | None:
+    """The pid written in a RUNNING marker (None for an unreadable or older marker)."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _process_alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    except OSError:
+        return False
+    return True
 
 
 __all__ = ["TrainingController", "app_data_dir"]

@@ -142,13 +142,13 @@ class Trainer:
             status, error = FAILED, str(exc)
             self._restore_good_state()
             self._emit("on_exception", self, exc)
-        except (torch.OutOfMemoryError, MemoryError) as exc:
+        except BaseException as exc:
+            if not _is_out_of_memory(exc):
+                self._emit("on_exception", self, exc)
+                raise
             status, error = FAILED, _oom_message(self.recipe.train.batch_size, exc)
             self._restore_good_state()
             self._emit("on_exception", self, exc)
-        except BaseException as exc:
-            self._emit("on_exception", self, exc)
-            raise
         seconds = time.perf_counter() - started
         images = (self.step_count - self._start_step) * self.recipe.train.batch_size
         fresh = self.last_evaluation is not None and self.last_evaluation.step == self.step_count
@@ -324,6 +324,13 @@ def evaluate(model: torch.nn.Module, split: Split, name: str = "test", step: int
     n = max(1, len(labels))
     return Evaluation(name, step, losses / n, float((predicted == labels).mean()) if len(labels) else 0.0,
                       per_class, confusion.astype(np.int64), labels, predicted, probabilities)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """torch raises OutOfMemoryError on GPUs, but a plain RuntimeError when the CPU allocator fails."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
 
 
 def _oom_message(batch_size: int, exc: BaseException) -> str:

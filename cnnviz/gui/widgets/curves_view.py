@@ -1,9 +1,11 @@
 """Training curves: loss, accuracy and learning rate per step, with moving averages and epoch figures.
 
 Steps are appended to preallocated numpy buffers that double when full; the moving average of each new
-step is computed once, when it arrives. Curves are handed views of the filled part of the buffers and
-drawn with clipping and peak downsampling, so a million steps stay smooth. Redraws are coalesced to
-about 20 per second and skipped while the view is hidden.
+step is computed once, when it arrives. Each per-step curve is a :class:`StepCurve` that keeps a min/max
+envelope of its series up to date as steps arrive, so a redraw costs the same for a million steps as
+for a few thousand (pyqtgraph then clips and peak-downsamples those points to the plot's width). Epoch
+markers are redrawn only when an epoch or evaluation arrived. Redraws are coalesced to about 20 per
+second and skipped while the view is hidden.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from cnnviz.errors import CnnvizError
+from cnnviz.gui.widgets.curve_items import GridAxis, StepCurve
 
 WINDOW = 50  # steps in the moving average
 _REDRAW_MS = 50  # at most ~20 redraws per second
@@ -99,6 +102,7 @@ class CurvesView(QWidget):
         self._epochs: list[tuple[int, object]] = []  # (step the epoch ended at, EpochMetrics)
         self._tests: list[tuple[int, float]] = []  # (step, test accuracy)
         self._dirty = True
+        self._markers_dirty = True  # epoch / test markers changed since they were last drawn
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._redraw)
@@ -113,18 +117,23 @@ class CurvesView(QWidget):
     # -- layout ----------------------------------------------------------------------------------------
     def _plot(self, name: str, ylabel: str) -> pg.PlotWidget:
         pal = self.palette()
-        plot = pg.PlotWidget(background=pal.base().color())
+        bg, fg = pal.base().color(), pal.text().color()
+        plot = pg.PlotWidget(background=bg, axisItems={side: GridAxis(side, bg) for side in ("left", "bottom")})
         plot.setObjectName(name)
         item = plot.getPlotItem()
         item.setClipToView(True)
         item.setDownsampling(auto=True, mode="peak")
         item.showGrid(x=True, y=True, alpha=0.15)
         item.setMenuEnabled(True)
-        fg = pal.text().color()
         for side in ("left", "bottom"):
             axis = item.getAxis(side)
             axis.setPen(fg)
             axis.setTextPen(fg)
+            # Grid lines at the major and minor ticks only: the third, finest level is barely visible
+            # at alpha 0.15 but cost ~3 ms per plot on every redraw of a growing run.
+            axis.setStyle(maxTickLevel=1)
+            # No SI prefix: the labels have no units, and every range change would re-set their HTML.
+            axis.enableAutoSIPrefix(False)
         item.getAxis("left").setWidth(58)  # same width on all three, so the linked x axes line up
         item.setLabel("left", ylabel)
         return plot
@@ -134,9 +143,19 @@ class CurvesView(QWidget):
         plot.addItem(item)
         return item
 
+    def _step_curve(self, plot: pg.PlotWidget, name: str | None, pen) -> StepCurve:
+        item = StepCurve(pen=pen, name=name, skipFiniteCheck=True)
+        plot.addItem(item)
+        return item
+
     def _markers(self, plot, name, colour, symbol) -> pg.PlotDataItem:
-        return self._curve(plot, name, _pen(colour, 1.5), symbol=symbol, symbolSize=8,
+        item = self._curve(plot, name, _pen(colour, 1.5), symbol=symbol, symbolSize=8,
                            symbolBrush=colour, symbolPen=_pen((255, 255, 255), 1))
+        # A few points: clipping and downsampling them would only rebuild their symbols at every
+        # x-range change, i.e. at every redraw of a growing run.
+        item.setClipToView(False)
+        item.setDownsampling(auto=False)
+        return item
 
     def _build_ui(self) -> None:
         self._log = QCheckBox("Log loss")
@@ -152,10 +171,8 @@ class CurvesView(QWidget):
         self.loss_plot = self._plot("lossPlot", "loss")
         self.accuracy_plot = self._plot("accuracyPlot", "accuracy (%)")
         self.lr_plot = self._plot("lrPlot", "lr")
-        self.lr_plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         acc_axis = self.accuracy_plot.getPlotItem().getAxis("left")
         acc_axis.setScale(100.0)  # accuracies are fractions; ticks read as percent
-        acc_axis.enableAutoSIPrefix(False)
         self.lr_plot.getPlotItem().setLabel("bottom", "step (batch)")
         for plot in (self.accuracy_plot, self.lr_plot):
             plot.setXLink(self.loss_plot)
@@ -170,16 +187,18 @@ class CurvesView(QWidget):
         self.loss_plot.addLegend(offset=(-8, 8), **legend)
         self.accuracy_plot.addLegend(offset=(-8, -8), **legend)
         light = 110
-        self._loss = self._curve(self.loss_plot, "loss per batch", _pen(_BLUE, 1, light))
-        self._loss_ma = self._curve(self.loss_plot, f"moving average ({WINDOW})", _pen(_BLUE, 2.5))
+        self._loss = self._step_curve(self.loss_plot, "loss per batch", _pen(_BLUE, 1, light))
+        self._loss_ma = self._step_curve(self.loss_plot, f"moving average ({WINDOW})", _pen(_BLUE, 2.5))
         self._train_loss = self._markers(self.loss_plot, "train (epoch)", _ORANGE, "o")
         self._val_loss = self._markers(self.loss_plot, "validation (epoch)", _GREEN, "s")
-        self._acc = self._curve(self.accuracy_plot, "accuracy per batch", _pen(_BLUE, 1, light))
-        self._acc_ma = self._curve(self.accuracy_plot, f"moving average ({WINDOW})", _pen(_BLUE, 2.5))
+        self._acc = self._step_curve(self.accuracy_plot, "accuracy per batch", _pen(_BLUE, 1, light))
+        self._acc_ma = self._step_curve(self.accuracy_plot, f"moving average ({WINDOW})", _pen(_BLUE, 2.5))
         self._train_acc = self._markers(self.accuracy_plot, "train (epoch)", _ORANGE, "o")
         self._val_acc = self._markers(self.accuracy_plot, "validation (epoch)", _GREEN, "s")
         self._test_acc = self._markers(self.accuracy_plot, "test", _PURPLE, "t")
-        self._lr = self._curve(self.lr_plot, None, _pen(_GREY, 1.5))
+        self._lr = self._step_curve(self.lr_plot, None, _pen(_GREY, 1.5))
+        self._step_items = ((self._loss, "loss"), (self._loss_ma, "loss_ma"), (self._acc, "accuracy"),
+                            (self._acc_ma, "accuracy_ma"), (self._lr, "lr"))
 
         self._cursors = []
         for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
@@ -222,22 +241,34 @@ class CurvesView(QWidget):
     def _on_epoch_ended(self, metrics) -> None:
         # The trainer flushes an epoch's last steps before announcing its end, so it ended here.
         self._epochs.append((self._last_step(), metrics))
+        self._markers_dirty = True
         self._schedule()
 
     def _on_evaluation(self, evaluation) -> None:
         if evaluation.split == "test":
             self._tests.append((int(evaluation.step), float(evaluation.accuracy)))
+            self._markers_dirty = True
             self._schedule()
 
     def _on_history_reset(self, history) -> None:
         self.buffers.clear()
+        for item, _ in self._step_items:
+            item.reset()
+        self._markers_dirty = True
         arrays = history.step_arrays()
         self.buffers.append(1, arrays["step_loss"], arrays["step_accuracy"], arrays["step_lr"])
         n, count = self.buffers.n, len(history.epochs)
         ends = self._epoch_ends(n, count)
         self._epochs = list(zip(ends, history.epochs))
         self._tests = [(step, float(acc)) for step, acc in zip(ends, history.test_accuracy)]
-        self._schedule()
+        # A new history (a new run, an opened one) is usually much shorter than the last: move the x
+        # range to it now, or pyqtgraph would downsample the new points for the old, far wider range
+        # (down to nothing, leaving auto-range nothing to fit).
+        # Redrawn at once (not coalesced): auto-range must not fit the old curves to the new range.
+        box = self.loss_plot.getPlotItem().getViewBox()
+        if box.autoRangeEnabled()[0]:
+            box.setRange(xRange=(1, max(2, n)), disableAutoRange=False)
+        self._redraw()
 
     def _epoch_ends(self, n: int, count: int) -> list[int]:
         """Steps at which ``count`` saved epochs ended, for a history without step numbers per epoch."""
@@ -260,9 +291,24 @@ class CurvesView(QWidget):
         self._dirty = False
         b, finite = self.buffers, self.buffers.finite
         x = b["step"]
-        for item, name in ((self._loss, "loss"), (self._loss_ma, "loss_ma"), (self._acc, "accuracy"),
-                           (self._acc_ma, "accuracy_ma"), (self._lr, "lr")):
-            item.setData(x, b[name], skipFiniteCheck=finite)
+        for item, name in self._step_items:
+            item.set_series(x, b[name], finite)
+        if self._markers_dirty:
+            self._markers_dirty = False
+            self._draw_markers()
+        # Fit the auto-ranges now: fitted when the scene prepares to paint (pyqtgraph's default), the
+        # new range changes the items again and every plot is painted twice per redraw. The loss plot
+        # goes last again: fitting the x-linked plots echoes their x range back to it.
+        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot, self.loss_plot):
+            plot.getPlotItem().getViewBox().updateAutoRange()
+        if b.n == 0:
+            self._readout.setText("No training steps yet: start training to see the loss and accuracy curves.")
+            for line in self._cursors:
+                line.hide()
+        elif not self._cursors[0].isVisible():
+            self._readout.setText(self._summary(b.n - 1, "latest"))
+
+    def _draw_markers(self) -> None:
         steps = np.array([s for s, _ in self._epochs], dtype=np.float64)
 
         def epoch_series(item, field):
@@ -277,12 +323,6 @@ class CurvesView(QWidget):
         epoch_series(self._val_acc, "val_accuracy")
         self._test_acc.setData(np.array([s for s, _ in self._tests], dtype=np.float64),
                                np.array([a for _, a in self._tests], dtype=np.float64))
-        if b.n == 0:
-            self._readout.setText("No training steps yet: start training to see the loss and accuracy curves.")
-            for line in self._cursors:
-                line.hide()
-        elif not self._cursors[0].isVisible():
-            self._readout.setText(self._summary(b.n - 1, "latest"))
 
     def _summary(self, i: int, prefix: str = "") -> str:
         b = self.buffers

@@ -131,7 +131,8 @@ class FeatureMapsView(QWidget):
         if not self.isVisible():
             self._dirty = True  # hidden: no work; showEvent catches up
             return
-        if not self._timer.isActive():
+        if not self._timer.isActive() or self._timer.remainingTime() > delay_ms:
+            # an urgent refresh (a new input) does not wait behind a throttled one (new weights)
             self._timer.start(delay_ms)
 
     def _on_input_changed(self, image) -> None:

@@ -179,7 +179,8 @@ class FiltersView(QWidget):
         if not self.isVisible():
             self._dirty = True
             return
-        if not self._timer.isActive():
+        if not self._timer.isActive() or self._timer.remainingTime() > delay_ms:
+            # an urgent refresh (a new model, an epoch's changes) does not wait behind a throttled one
             self._timer.start(delay_ms)
 
     def _on_weights_changed(self, snapshot) -> None:
