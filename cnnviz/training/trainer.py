@@ -79,6 +79,7 @@ class Trainer:
         weights = data.class_weights.to(self.device) if data.class_weights is not None else None
         self._class_weights = weights
         self._good_state = self._state_copy()
+        self._lr: float | None = None  # the learning rate last written into the optimizer
 
     # -- control (thread-safe) -------------------------------------------------------------------------
     def pause(self) -> None:
@@ -162,7 +163,9 @@ class Trainer:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
         lr = learning_rate(self.recipe.optimizer, self.step_count, self.epoch)
-        set_learning_rate(self.optimizer, lr)
+        if lr != self._lr:  # touching every param group each step costs more than the check
+            set_learning_rate(self.optimizer, lr)
+            self._lr = lr
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.model(x)
         loss = F.cross_entropy(logits, y, weight=self._class_weights)
