@@ -226,3 +226,27 @@ def child_pids(pid: int | None = None, skip: str = "resource_tracker") -> list[i
             except (OSError, IndexError, ValueError):
                 continue
     return out
+
+
+def training_child(pid: int | None = None) -> int | None:
+    """The newest child of this process started by multiprocessing (the training process)."""
+    pid = os.getpid() if pid is None else pid
+    found = None
+    for child in child_pids(pid):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found = child if found is None else max(found, child)
+        except OSError:
+            continue
+    return found
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) a process used so far; NaN when unknown."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")

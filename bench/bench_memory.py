@@ -75,6 +75,16 @@ def main() -> int:
     sampler = QTimer()
     sampler.setInterval(500)
     sampler.timeout.connect(sample)
+    pauses: list[tuple[int, float]] = []  # (generation, ms) of every garbage collection during the run
+    gc_started = [0.0]
+
+    def on_gc(phase, info) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            pauses.append((info["generation"], (time.perf_counter() - gc_started[0]) * 1e3))
+
+    gc.callbacks.append(on_gc)
     w.train()
     worker = w.controller._worker  # the bench looks inside: count at both ends of the queued signal
     worker.message_received.connect(count_emitted, Qt.ConnectionType.DirectConnection)
@@ -82,6 +92,7 @@ def main() -> int:
     sampler.start()
     ok = spin_until(lambda: not w.controller.active, 1800, step=0.1)
     sampler.stop()
+    gc.callbacks.remove(on_gc)
     seconds = time.perf_counter() - t0
     spin(1.0)
     gc.collect()
@@ -116,6 +127,9 @@ def main() -> int:
         f"{max(backlogs[:half] or [0])}, second half {max(backlogs[half:] or [0])}), at the end "
         f"{counts['emitted'] - counts['handled']}",
         f"{epochs} epochs in {seconds:.0f} s ({result.status if result else 'no result'})",
+        "garbage collections in the window process during the run: " + ", ".join(
+            f"generation {g}: {sum(1 for k, _ in pauses if k == g)} (longest "
+            f"{max([d for k, d in pauses if k == g] or [0]):.1f} ms)" for g in (0, 1, 2)),
     ]
     for line in lines:
         print(line)

@@ -141,21 +141,24 @@ def app_dirs(tmp_path, monkeypatch):
 @pytest.fixture
 def make_window(qtbot, app_dirs):
     """Factory of real main windows (as `cnnviz` opens them) that answer yes to every question."""
+    import weakref
+
     import shiboken6
 
-    made = []
+    made = []  # weak: a strong reference would keep a deleted window's Python side (data, model) alive
 
     def make(confirm=True):
         from cnnviz.app import create_window
 
         window = create_window([])
         window.confirm = (lambda *a: confirm) if isinstance(confirm, bool) else confirm
-        made.append(window)
+        made.append(weakref.ref(window))
         return window
 
     yield make
-    for window in made:
-        if shiboken6.isValid(window):
+    for ref in made:
+        window = ref()
+        if window is not None and shiboken6.isValid(window):
             window.close()
             window.deleteLater()
     qtbot.wait(10)

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-from cnnviz.config import DataConfig
 from cnnviz.data.prepare import load_data
 from cnnviz.presets import get_preset
 from cnnviz.training.callbacks import Callback
