@@ -207,9 +207,11 @@ class CurvesView(QWidget):
             plot.addItem(line, ignoreBounds=True)
             self._cursors.append(line)
         # Hover readout at most 30 times a second, whichever plot the mouse is over.
+        # Bound methods, not lambdas: a lambda holding `self` would keep a closed view alive forever.
         self._proxies = [
-            pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=lambda ev, p=plot: self._on_hover(p, ev[0]))
-            for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot)
+            pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=slot)
+            for plot, slot in ((self.loss_plot, self._hover_loss), (self.accuracy_plot, self._hover_accuracy),
+                               (self.lr_plot, self._hover_lr))
         ]
 
         split = QSplitter(Qt.Orientation.Vertical)
@@ -330,6 +332,15 @@ class CurvesView(QWidget):
         return (f"{lead}step {int(b['step'][i]):,}   loss {b['loss'][i]:.4g} (avg {b['loss_ma'][i]:.4g})   "
                 f"accuracy {100 * b['accuracy'][i]:.1f}% (avg {100 * b['accuracy_ma'][i]:.1f}%)   "
                 f"lr {b['lr'][i]:.3g}")
+
+    def _hover_loss(self, event) -> None:
+        self._on_hover(self.loss_plot, event[0])
+
+    def _hover_accuracy(self, event) -> None:
+        self._on_hover(self.accuracy_plot, event[0])
+
+    def _hover_lr(self, event) -> None:
+        self._on_hover(self.lr_plot, event[0])
 
     def _on_hover(self, plot: pg.PlotWidget, pos) -> None:
         if self.buffers.n == 0 or not plot.sceneBoundingRect().contains(pos):
