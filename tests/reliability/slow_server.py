@@ -62,9 +62,22 @@ class Server(http.server.ThreadingHTTPServer):
         pass
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A test run killed before its teardown must not leave this server behind (bounded, self-stopping)."""
+    import os
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
 def main() -> None:
+    import os
+    import threading
+
     Handler.folder = Path(sys.argv[1])
     server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever(poll_interval=0.05)
 
