@@ -145,13 +145,20 @@ def main() -> int:
         "",
         *[f"- {line}" for line in lines],
         "",
-        "The queue stays bounded because the child sends metrics at most 20 times a second and a weight "
-        "snapshot only after the window acknowledged the previous one.",
+        f"The queue stays bounded because the child sends metrics at most {1 / _interval('metrics_interval'):.0f} "
+        f"times a second and a weight snapshot at most {1 / _interval('snapshot_interval'):.0f} times a second, "
+        "and only after the window acknowledged the previous one.",
         "",
         note + ".",
     ])
     write_section("perf-memory", body)
     return 0
+
+
+def _interval(name: str) -> float:
+    from cnnviz.training.runner import TrainingJob
+
+    return TrainingJob.__dataclass_fields__[name].default
 
 
 def _has_psutil() -> bool:

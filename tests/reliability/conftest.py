@@ -100,24 +100,6 @@ def wait_responsive(qtbot, timeout: int = 5000) -> None:
     qtbot.waitUntil(lambda: bool(fired), timeout=timeout)
 
 
-def release_leaked_views() -> None:
-    """Free what a deleted window leaves behind (see test_leaks.py): CurvesView's pyqtgraph SignalProxy
-    objects (parentless, holding a lambda that holds the view) keep the view, its session, data and model
-    alive, ~20-60 MB per window. Harmless in the app (one window per process), but 100 windows in one
-    test process would pile up gigabytes, so the cycle tests disconnect them. Remove once fixed."""
-    import gc
-
-    import pyqtgraph as pg
-
-    for obj in gc.get_objects():
-        if type(obj) is pg.SignalProxy:
-            try:
-                obj.disconnect()
-            except (RuntimeError, TypeError):
-                pass
-    gc.collect()
-
-
 def assert_closed_cleanly(window, threads_before: set) -> None:
     """After close: no run, no load, every QThread finished, no new Python thread, no child process."""
     assert not window.controller.active, "the training thread outlived the window"
