@@ -175,6 +175,25 @@ def test_show_in_feature_maps_selects_the_drawing(qtbot, panel, session):
     assert session.selected_input.label == "drawing"
 
 
+def test_feature_maps_follow_every_update_while_the_pen_moves(qtbot, panel, session, trained_snapshot):
+    panel.feature_maps_check.setChecked(True)
+    updates, inputs = [], []
+    panel.canvas.strokes_changed.connect(lambda: updates.append(panel.mnist_input()))
+    session.input_changed.connect(lambda image: inputs.append(image.pixels))
+    path = _moves(SEVEN)
+    _send(panel.canvas, QEvent.Type.MouseButtonPress, *path[0], held=True)
+    for x, y in path[1:]:
+        _send(panel.canvas, QEvent.Type.MouseMove, x, y, held=True)
+        qtbot.wait(20)  # past the canvas's 16 ms coalescing: every move is an update
+    assert panel.canvas.is_drawing() and len(updates) >= len(path) - 2
+    # Each update of the drawing went to the feature maps at once, not at a slower rate.
+    assert len(inputs) == len(updates)
+    np.testing.assert_array_equal(inputs[-1], panel.mnist_input())
+    session.apply_snapshot(trained_snapshot)  # new weights: the feature-map view redraws on its own
+    qtbot.wait(150)
+    assert len(inputs) == len(updates)
+
+
 def test_weights_while_hidden_are_caught_up(qtbot, panel, session, trained_snapshot):
     _draw(panel.canvas, ONE)
     before = panel.probabilities()

@@ -85,6 +85,24 @@ def test_a_drawing_is_labelled_as_such(view, session, qtbot):
     np.testing.assert_array_equal(view.mosaic_for("input"), activation_mosaic(expected(session)[0]).image)
 
 
+def test_inputs_faster_than_the_view_draws_are_coalesced(view, session, qtbot):
+    pixels = np.zeros((28, 28), np.float32)
+    count = view.refresh_count
+    session.select_input(InputImage(pixels, "drawing", "drawing"))
+    qtbot.waitUntil(lambda: view.refresh_count == count + 1)  # a cheap refresh: the next one comes at once
+    view._last_refresh_cost = 0.3  # as if the model took 300 ms to draw
+    for k in range(5):  # a pen moving at 60 Hz
+        pixels = pixels.copy()
+        pixels[10 + k, 10:18] = 1.0
+        session.select_input(InputImage(pixels, "drawing", "drawing"))
+    qtbot.wait(100)
+    assert view.refresh_count == count + 1  # waited as long as the last refresh took ...
+    qtbot.waitUntil(lambda: view.refresh_count == count + 2, timeout=2000)  # ... then drew the latest once
+    qtbot.wait(50)
+    assert view.refresh_count == count + 2
+    np.testing.assert_array_equal(view.mosaic_for("input"), activation_mosaic(expected(session)[0]).image)
+
+
 def test_no_work_while_hidden_and_catch_up_on_show(view, session, trained_snapshot, qtbot):
     view.hide()
     count = view.refresh_count

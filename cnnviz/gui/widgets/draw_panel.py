@@ -134,9 +134,8 @@ class DrawPanel(QWidget):
         self._heat: np.ndarray | None = None
         self._dirty = False
         self._weights_throttle = Throttle(100, self._refresh, self)  # training sends weights at ~5 Hz
-        self._select_throttle = Throttle(100, self._send_to_feature_maps, self)
         self._build()
-        self.canvas.strokes_changed.connect(self._refresh)
+        self.canvas.strokes_changed.connect(self._on_strokes_changed)
         session.weights_changed.connect(self._on_weights_changed)
         session.spec_changed.connect(self._on_model_or_data_changed)
         session.data_changed.connect(self._on_model_or_data_changed)
@@ -331,11 +330,6 @@ class DrawPanel(QWidget):
         else:
             self.headline.setText("No prediction")
         self.prediction_changed.emit(list(self._probs))
-        if self.feature_maps_check.isChecked():
-            if self.canvas.is_drawing():
-                self._select_throttle.request()  # <= 10 Hz while the pen moves
-            else:
-                self._select_throttle.flush()  # the finished drawing goes out at once
 
     def _show_empty(self, names: tuple[str, ...]) -> None:
         self._preview.setImage(np.zeros((28, 28, 3), np.uint8), levels=(0, 255), autoLevels=False)
@@ -352,9 +346,15 @@ class DrawPanel(QWidget):
         return np.asarray(fn(self._session.model, x, target=target), dtype=np.float32)
 
     # -- feature maps ----------------------------------------------------------------------------------
+    def _on_strokes_changed(self) -> None:
+        # The canvas already coalesces pen moves to <= 60 per second, and the feature-map view
+        # coalesces inputs that arrive faster than it can draw them, so every change goes out at once.
+        self._refresh()
+        self._send_to_feature_maps()
+
     def _on_feature_maps_toggled(self, checked: bool) -> None:
-        if checked and self._pixels is not None:
-            self._select_throttle.flush()
+        if checked:
+            self._send_to_feature_maps()
 
     def _send_to_feature_maps(self) -> None:
         if self._pixels is not None and self.feature_maps_check.isChecked():

@@ -6,6 +6,8 @@ and skipped entirely while the view is hidden.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QImage, QPixmap
@@ -52,6 +54,8 @@ class FeatureMapsView(QWidget):
         self._panels: dict[str, LayerPanel] = {}
         self._selected: tuple[str, int] | None = None
         self._rng = np.random.default_rng()
+        self._last_refresh_cost = 0.0  # seconds the last recompute took
+        self._last_refresh_end = 0.0  # time.perf_counter() when it ended
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._refresh)
@@ -136,7 +140,10 @@ class FeatureMapsView(QWidget):
             self._timer.start(delay_ms)
 
     def _on_input_changed(self, image) -> None:
-        self._schedule(0)
+        # At once, unless inputs come faster than the view can draw them (a pen moving over a big
+        # model): then wait as long as the last refresh took, so redraws take at most half the time.
+        idle_since = time.perf_counter() - self._last_refresh_end
+        self._schedule(max(0, round((self._last_refresh_cost - idle_since) * 1000)))
 
     def _on_weights_changed(self, snapshot) -> None:
         self._schedule(_WEIGHTS_DELAY_MS)
@@ -201,6 +208,14 @@ class FeatureMapsView(QWidget):
         if image is None:
             self._clear(_EMPTY)
             return
+        started = time.perf_counter()
+        try:
+            self._draw_maps(image)
+        finally:
+            self._last_refresh_end = time.perf_counter()
+            self._last_refresh_cost = self._last_refresh_end - started
+
+    def _draw_maps(self, image) -> None:
         try:
             acts = feature_maps(self.session.model, self.session.to_tensor(image.pixels))
         except CnnvizError as err:
