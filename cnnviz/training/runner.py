@@ -21,7 +21,8 @@ import numpy as np
 from cnnviz.config import Recipe
 from cnnviz.errors import CnnvizError
 from cnnviz.training.callbacks import Callback
-from cnnviz.training.messages import FAILED, PAUSED, FitResult, Saved, StepBatch
+from cnnviz.training.messages import FAILED, FINISHED, PAUSED, STOPPED, FitResult, Saved, StepBatch
+from cnnviz.training.shared_weights import SharedSnapshot, SharedWeightsReader, SharedWeightsWriter
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class TrainingProcess:
                                     name="cnnviz-training")
         self._child_ends = (child_out, child_in)
         self._finished = False
+        self._weights = SharedWeightsReader()
 
     def start(self) -> None:
         self._process.start()
@@ -107,10 +109,17 @@ class TrainingProcess:
                 messages.append(FitResult(FAILED, 0, 0, 0.0, 0.0,
                                           f"the training process ended unexpectedly (exit code {code})"))
                 self._finished = True
+        out = []
         for message in messages:
             if isinstance(message, FitResult):
                 self._finished = True
-        return messages
+            elif isinstance(message, SharedSnapshot):
+                message = self._weights.read(message)
+                if message is None:  # overwritten meanwhile (a newer one is coming) or gone: let it go on
+                    self._send("ack")
+                    continue
+            out.append(message)
+        return out
 
     @property
     def finished(self) -> bool:
@@ -140,12 +149,18 @@ class TrainingProcess:
             self._process.join(5.0)
         self._close()
 
+    def close(self) -> None:
+        """Free the pipes and the shared weights once the run is over, without waiting for the child to
+        exit (after its FitResult it sends nothing more)."""
+        self._close()
+
     def _close(self) -> None:
         for conn in (self._inbox, self._outbox):
             try:
                 conn.close()
             except OSError:
                 pass
+        self._weights.close()  # the child is gone: free the shared weights block
 
 
 # ---- the child side ---------------------------------------------------------------------------------
@@ -159,6 +174,7 @@ class _Streamer(Callback):
         self.first_step, self.latest = 1, None
         self.last_flush = 0.0
         self.snapshot_acked, self.next_snapshot = True, 0.0
+        self.shared = SharedWeightsWriter()
         self.paused = False
         self.saved_step = -1  # step of the last autosave
 
@@ -188,7 +204,8 @@ class _Streamer(Callback):
     def send_snapshot(self, trainer, now: float | None = None) -> None:
         self.snapshot_acked = False
         self.next_snapshot = (time.perf_counter() if now is None else now) + self.job.snapshot_interval
-        self.send(trainer.snapshot())
+        note = self.shared.write(trainer.weight_arrays(), trainer.step_count, trainer.epoch)
+        self.send(note if note is not None else trainer.snapshot())
 
     def on_epoch_end(self, trainer, metrics) -> None:
         self.flush()
@@ -202,8 +219,8 @@ class _Streamer(Callback):
     def on_state_change(self, trainer, state, message) -> None:
         self.flush()
         self.paused = state == PAUSED
-        if self.paused:  # show the exact weights the run paused on
-            self.send_snapshot(trainer)
+        if state in (PAUSED, FINISHED, STOPPED, FAILED) and trainer.step_count > 0:
+            self.send_snapshot(trainer)  # show the exact weights the run paused or ended on
         from cnnviz.training.messages import StateChanged
 
         self.send(StateChanged(state, message))
@@ -302,6 +319,7 @@ def _child_main(job: TrainingJob, conn, control) -> None:
                                           f"internal error in the training process: {detail}\n"
                                           + traceback.format_exc()))
     finally:
+        streamer.shared.close()
         try:
             conn.close()
         except OSError:

@@ -250,6 +250,11 @@ class Trainer:
         state = {k: v.detach().to("cpu", copy=True).numpy() for k, v in self.model.state_dict().items()}
         return WeightsSnapshot(self.step_count, self.epoch, state)
 
+    def weight_arrays(self) -> dict[str, np.ndarray]:
+        """The current weights as numpy arrays, views of the model's own on the CPU: copy them before the
+        next step (call from the training thread)."""
+        return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+
     def _check_sizes(self) -> None:
         n = len(self.data.train)
         if n == 0:

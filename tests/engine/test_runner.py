@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import numpy as np
 from cnnviz.config import DataConfig, OptimizerConfig, Recipe, TrainConfig
 from cnnviz.models import ModelSpec, conv, dense
 from cnnviz.training.checkpoint import load_checkpoint
@@ -59,7 +60,25 @@ def test_snapshots_wait_for_the_acknowledgement(tmp_path):
     proc.start()
     got = drain(proc, lambda ms: any(isinstance(m, FitResult) for m in ms), ack=False)
     snapshots = [m for m in got if isinstance(m, WeightsSnapshot)]
-    assert len(snapshots) == 1  # never acknowledged: the window never got flooded
+    # Never acknowledged: the window never got flooded; just the first one and the final weights.
+    assert len(snapshots) == 2 and snapshots[0].step < snapshots[-1].step == got[-1].steps
+
+
+def test_the_last_snapshot_holds_the_final_weights_and_no_shared_memory_is_left(tmp_path):
+    before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    proc = TrainingProcess(job(tmp_path))
+    proc.start()
+    got = drain(proc, lambda ms: any(isinstance(m, FitResult) for m in ms))
+    proc.join(10)
+    proc.close()
+    last = [m for m in got if isinstance(m, WeightsSnapshot)][-1]
+    saved = load_checkpoint(tmp_path / "auto.safetensors")
+    assert last.step == got[-1].steps == saved.step == 100
+    assert set(last.state) == set(saved.model_state)
+    for name, value in saved.model_state.items():
+        np.testing.assert_array_equal(last.state[name], value.numpy())
+    if os.path.isdir("/dev/shm"):
+        assert set(os.listdir("/dev/shm")) - before == set()  # the block was unlinked
 
 
 def test_pause_step_resume_and_stop(tmp_path):
