@@ -120,6 +120,30 @@ def test_prediction_labels_are_green_when_right_and_red_when_wrong(view, session
     assert gallery.label_color(True) != gallery.label_color(False)
 
 
+def test_a_new_evaluation_relabels_the_same_images_in_place(qtbot, view, session, evaluation):
+    import dataclasses
+
+    session.set_evaluation(evaluation)
+    lw = view.predictions_gallery.list_widget()
+    first_item = lw.item(0)
+    lw.scrollToBottom()
+    qtbot.wait(10)
+    scrolled = lw.verticalScrollBar().value()
+    assert scrolled > 0
+    # The next epoch: the same test images in the same order, with other predictions.
+    flipped = (evaluation.predicted + 1) % 10
+    later = dataclasses.replace(evaluation, step=evaluation.step + 50, predicted=flipped)
+    session.set_evaluation(later)
+    assert lw.item(0) is first_item  # updated, not rebuilt
+    assert lw.verticalScrollBar().value() == scrolled  # the place the user scrolled to is kept
+    for row in (0, 57, 199):
+        item = lw.item(row)
+        true, pred = int(later.labels[row]), int(flipped[row])
+        assert item.text() == f"{pred} ({true})"
+        assert item.data(CORRECT_ROLE) == (true == pred)
+        assert item.foreground().color() == view.predictions_gallery.label_color(true == pred)
+
+
 def test_most_confident_mistakes_tab(view, session, evaluation):
     session.set_evaluation(evaluation)
     view.tabs.setCurrentIndex(1)

@@ -6,6 +6,7 @@ instant; the thumbnails are the raw 28x28 digits scaled up with nearest-neighbou
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,6 +40,10 @@ class ImageGallery(QWidget):
         self._total = 0
         self._indices: list[int] = []
         self._last_click: tuple[int, float] = (-1, 0.0)
+        # Thumbnails of the images shown so far, by test index: every epoch's evaluation shows mostly the
+        # same images with new labels, and making 200 pixmaps again would cost ~3 ms of the GUI thread.
+        self._icons: dict[int, QIcon] = {}
+        self._icons_of = None  # weak reference to the image array the cached icons were made from
 
         self._note = QLabel()
         self._note.setObjectName("galleryNote")
@@ -100,11 +105,16 @@ class ImageGallery(QWidget):
         self._total = int(idx.size)
         shown = idx[: self.cap]
         self._last_click = (-1, 0.0)
+        if self._icons_of is None or self._icons_of() is not raw:
+            self._icons, self._icons_of = {}, weakref.ref(raw)
+        new_indices = [int(i) for i in shown]
+        same = new_indices == self._indices and self._list.count() == len(new_indices)
         self._list.setUpdatesEnabled(False)  # one repaint for the whole batch
-        self._list.clear()
-        self._indices = [int(i) for i in shown]
+        if not same:
+            self._list.clear()
+        self._indices = new_indices
         right, wrong = self.label_color(True), self.label_color(False)
-        for i in self._indices:
+        for row, i in enumerate(self._indices):
             true, pred = int(labels[i]), int(predicted[i])
             text = f"{class_names[pred]} ({class_names[true]})"
             tip = f"Test image #{i}\ntrue {class_names[true]}, predicted {class_names[pred]}"
@@ -112,15 +122,26 @@ class ImageGallery(QWidget):
                 conf = float(probabilities[i, pred])
                 text += f" {conf:.0%}"
                 tip += f" ({conf:.1%} sure)"
-            item = QListWidgetItem(QIcon(thumbnail(raw[i], self.scale)), text)
-            item.setData(INDEX_ROLE, i)
+            if same:  # the same images with new labels: update the items in place
+                item = self._list.item(row)
+                item.setText(text)
+            else:
+                icon = self._icons.get(i)
+                if icon is None:
+                    icon = self._icons[i] = QIcon(thumbnail(raw[i], self.scale))
+                item = QListWidgetItem(icon, text)
+                item.setData(INDEX_ROLE, i)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
             item.setData(CORRECT_ROLE, true == pred)
             item.setForeground(QBrush(right if true == pred else wrong))
             item.setToolTip(tip + "\nClick to show its feature maps")
-            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
-            self._list.addItem(item)
+            if not same:
+                self._list.addItem(item)
+        if len(self._icons) > 4 * self.cap:  # bounded: keep the thumbnails of what is shown
+            self._icons = {i: self._icons[i] for i in self._indices if i in self._icons}
         self._list.setUpdatesEnabled(True)
-        self._list.scrollToTop()
+        if not same:
+            self._list.scrollToTop()  # new images; the same ones keep the place the user scrolled to
         count = f"showing {len(shown):,} of {self._total:,}" if self._total > len(shown) else f"{self._total:,} images"
         if self._total == 1:
             count = "1 image"
