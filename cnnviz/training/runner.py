@@ -20,6 +20,7 @@ import numpy as np
 
 from cnnviz.config import Recipe
 from cnnviz.errors import CnnvizError
+from cnnviz.training.allocator import tune_malloc_for_training
 from cnnviz.training.callbacks import Callback
 from cnnviz.training.messages import FAILED, FINISHED, PAUSED, STOPPED, FitResult, Saved, StepBatch
 from cnnviz.training.shared_weights import SharedSnapshot, SharedWeightsReader, SharedWeightsWriter
@@ -237,10 +238,16 @@ class _Streamer(Callback):
         self.send(Saved(str(path), trainer.epoch, trainer.step_count, autosave))
 
 
-def _control_loop(conn, trainer, streamer: _Streamer) -> None:
-    """Child thread: apply the parent's control messages to the trainer."""
-    while True:
+def _control_loop(conn, trainer, streamer: _Streamer, done: threading.Event) -> None:
+    """Child thread: apply the parent's control messages to the trainer until `done` is set.
+
+    It polls rather than blocking in recv(): a thread still blocked there when the process exits wakes
+    up during interpreter shutdown if the parent closes the pipe, and is then ended by a forced unwind
+    that aborts the process ("terminate called without an active exception")."""
+    while not done.is_set():
         try:
+            if not conn.poll(0.05):
+                continue
             message = conn.recv()
         except (EOFError, OSError):
             trainer.request_stop()  # the parent is gone
@@ -291,8 +298,10 @@ def _child_main(job: TrainingJob, conn, control) -> None:
     from cnnviz.training.trainer import Trainer, default_threads
 
     torch.set_num_threads(job.threads or default_threads())
+    tune_malloc_for_training()  # this process only trains: keep its big per-step buffers in the heap
     streamer = _Streamer(conn, job)
     trainer = None
+    controls, controls_done = None, threading.Event()
     try:
         data = load_data(job.recipe.data, fallback=False)
         if job.resume_from:
@@ -301,7 +310,9 @@ def _child_main(job: TrainingJob, conn, control) -> None:
             trainer = Trainer(ModelSpec.from_dict(job.spec), job.recipe, data, [streamer])
         if job.start_paused:
             trainer.pause()
-        threading.Thread(target=_control_loop, args=(control, trainer, streamer), daemon=True).start()
+        controls = threading.Thread(target=_control_loop, args=(control, trainer, streamer, controls_done),
+                                    daemon=True, name="cnnviz-controls")
+        controls.start()
         result = trainer.fit()
         try:
             trainer.control.run_calls()  # a save asked for just as the run ended
@@ -319,6 +330,9 @@ def _child_main(job: TrainingJob, conn, control) -> None:
                                           f"internal error in the training process: {detail}\n"
                                           + traceback.format_exc()))
     finally:
+        controls_done.set()
+        if controls is not None:
+            controls.join(1.0)
         streamer.shared.close()
         try:
             conn.close()

@@ -130,3 +130,15 @@ def test_shutdown_ends_a_running_child_quickly(tmp_path):
     started = time.monotonic()
     proc.shutdown(timeout=10)
     assert not proc.is_alive() and time.monotonic() - started < 10
+
+
+def test_closing_right_after_the_result_lets_the_child_exit_cleanly(tmp_path):
+    # The window frees the pipes as soon as the FitResult arrives, while the child is still exiting; a
+    # control thread woken then by the closed pipe used to abort the child (SIGABRT, exit code -6).
+    for _ in range(2):
+        proc = TrainingProcess(job(tmp_path, epochs=1))
+        proc.start()
+        drain(proc, lambda ms: any(isinstance(m, FitResult) for m in ms))
+        proc.close()
+        assert proc.join(15)
+        assert proc._process.exitcode == 0
