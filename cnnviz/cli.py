@@ -104,6 +104,7 @@ def cmd_presets(args) -> int:
 def cmd_train(args) -> int:
     from cnnviz.data.prepare import load_data
     from cnnviz.presets import get_preset
+    from cnnviz.training.allocator import tune_malloc_for_training
     from cnnviz.training.checkpoint import CHECKPOINT_NAME, from_trainer, save_checkpoint
     from cnnviz.training.trainer import Trainer
 
@@ -123,6 +124,7 @@ def cmd_train(args) -> int:
     data = load_data(recipe.data, progress=progress.download, fallback=False)
     if data.notice:
         print(f"note: {data.notice}", file=sys.stderr)
+    tune_malloc_for_training()  # the CLI process only trains from here on
     trainer = Trainer(preset.spec, recipe, data, callbacks=[progress])
     result = trainer.fit()
     progress.finish()

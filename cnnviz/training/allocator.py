@@ -1,0 +1,34 @@
+"""Keep glibc's malloc from handing training's big buffers back to the kernel after every step.
+
+A CPU training step allocates and frees the same large activation and gradient buffers every batch
+(basic-cnn at batch 128: 11-19 MB each). With glibc's defaults the freed top of the heap is trimmed
+(returned to the kernel) and the next step faults the pages back in and zeroes them again; measured on
+this project's 2-core machine that is ~20% of basic-cnn's step time, and how much varies from run to
+run with the heap's layout (plain loop: 108-116 ms a step by default, 92-93 ms with this tuning).
+Raising the mmap threshold to its maximum (32 MB on 64-bit) and the trim threshold well above one
+step's working set keeps those buffers in the heap. Only the process that trains calls this: the
+training child and the CLI's ``train``.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit (HEAP_MAX_SIZE / 2)
+TRIM_THRESHOLD = 512 * 1024 * 1024
+
+
+def tune_malloc_for_training() -> bool:
+    """Set glibc's mmap and trim thresholds for training; True when applied (glibc Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
