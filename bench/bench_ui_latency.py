@@ -211,11 +211,12 @@ def main() -> int:
 
     qapp()
     from _report import machine, today, write_section
-    from cnnviz.app import create_window
+    from cnnviz.app import create_window, freeze_startup_objects
     from cnnviz.training.messages import RUNNING
 
     load0 = load_average()
     w = create_window([])
+    freeze_startup_objects()  # as `cnnviz` (run_app) does after start-up
     w.confirm = lambda *_: True
     w.apply_preset("gorner-dropout")
     spin_until(lambda: not w.loader.busy, 60)

@@ -41,6 +41,16 @@ def create_window(argv: list[str] | None = None):
     return window
 
 
+def freeze_startup_objects() -> None:
+    """Move everything alive after start-up (torch, Qt and the window: ~220,000 tracked objects) out of
+    the garbage collector's reach. A full collection otherwise walks them all: ~110 ms during which the
+    window does not repaint. Objects made later are collected as usual."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def run_app(argv: list[str] | None = None) -> int:
     """Open the window and run the event loop until it closes."""
     from PySide6.QtWidgets import QApplication
@@ -50,6 +60,7 @@ def run_app(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
 
     window = create_window(argv)
+    freeze_startup_objects()
     app = QApplication.instance()
     app.aboutToQuit.connect(window.controller.shutdown)
     # Ctrl+C in the terminal closes the window cleanly (Qt's loop would otherwise never let Python see it)
