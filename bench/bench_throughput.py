@@ -15,7 +15,7 @@ MNIST) and each round:
   (c) window:  the real window (cnnviz.app.create_window) with the curves, draw, filters, feature maps
                and evaluation docks all visible at once and a digit drawn on the canvas, training via
                its TrainingController (child process) at the default refresh rates;
-  (a0) the plain loop in a worker with glibc's default malloc: what the app's tuning buys.
+  (a0) the plain loop in a worker with glibc's default malloc and GC: what the app's tuning buys.
 The order of (a)+(b), (c) and (a0) rotates from round to round. Images/s are counted over a fixed number
 of steps after a warm-up, so process start-up and data loading are excluded: (a)/(b) time the steps
 directly, (c) uses the StepMetrics the child stamps (step number, elapsed seconds) as they reach the
@@ -44,14 +44,15 @@ SLICES = 20  # (a) and (b) take turns, steps/SLICES steps at a time
 # ---- the headless worker ((a) and (b)) ---------------------------------------------------------------
 def _worker(tuned: bool) -> int:
     """Answer JSON commands on stdin, one per line, with JSON results on stdout. `tuned`: set malloc up as
-    the app's training process does (cnnviz.training.allocator), else keep glibc's defaults."""
+    the app's training process does (cnnviz.training.process_tuning: malloc, frozen GC), else keep the defaults."""
     import torch
     import torch.nn.functional as F
 
-    from cnnviz.training.allocator import tune_malloc_for_training
+    from cnnviz.training.process_tuning import tune_for_training
 
-    if tuned:
-        tune_malloc_for_training()
+    def tune() -> None:  # once the models and the data are built, as the app's training process does
+        if tuned:
+            tune_for_training()
 
     from cnnviz.data.prepare import load_data
     from cnnviz.models import build_model
@@ -113,6 +114,7 @@ def _worker(tuned: bool) -> int:
         faster stretch of the machine falls on both alike; rates from the median slice time (a slice that
         another process on the machine slowed down does not count)."""
         runs = {"plain": Plain(spec, recipe, data), "trainer": Engine(spec, recipe, data)}
+        tune()
         for run in runs.values():
             run.run(warm)
         seconds = {name: [] for name in runs}
@@ -131,6 +133,7 @@ def _worker(tuned: bool) -> int:
 
     def plain_only(spec, recipe, data, warm, steps, slices) -> dict:
         run = Plain(spec, recipe, data)
+        tune()
         run.run(warm)
         per, seconds = max(1, steps // slices), []
         for _ in range(slices):
@@ -293,7 +296,7 @@ def main() -> int:
                           f"trainer {b:,.0f} ({b / a:.3f}x)  window {c['rate']:,.0f} "
                           f"({c['rate'] / a:.3f}x; training process CPU {100 * c['child_cpu']:.0f}%, window "
                           f"process {100 * c['gui_cpu']:.0f}%; {c['batches']} metric messages)  images/s, "
-                          f"{ab['threads']} torch thread(s); plain with glibc's default malloc {a0:,.0f} "
+                          f"{ab['threads']} torch thread(s); plain with default malloc and GC {a0:,.0f} "
                           f"(tuning: {a / a0:.3f}x); load {r['load'][-1]:.2f}", flush=True)
             finally:
                 run.close()
@@ -330,8 +333,8 @@ def main() -> int:
         f"MNIST, each preset's batch size and optimizer; images/s over a fixed number of steps after a warm-up "
         f"(process start-up and data loading excluded). (a) plain PyTorch loop, (b) the engine's `Trainer` without callbacks, both "
         f"headless in a worker process whose malloc is tuned as the app's training process tunes its own "
-        f"(`cnnviz/training/allocator.py`), so that every ratio compares like with like; (a0) the same plain loop "
-        f"in a process with glibc's default malloc, for what the tuning buys; (c) the real window with every live view visible, training through its "
+        f"(`cnnviz/training/process_tuning.py`), so that every ratio compares like with like; (a0) the same plain loop "
+        f"in a process with glibc's default malloc and garbage collector, for what the tuning buys; (c) the real window with every live view visible, training through its "
         f"controller (child process) at the default refresh rates. (a) and (b) take turns in {SLICES} slices of the timed steps, "
         f"alternating which goes first, and each rate comes from its median slice time. {args.rounds} rounds, "
         f"(a)+(b), (c) and (a0) in rotating order; medians of the rounds; ratios are medians of the per-round ratios (their range "
@@ -341,7 +344,7 @@ def main() -> int:
         "",
         "| preset | batch | timed steps | (a) plain img/s | (b) Trainer img/s | (b)/(a), target >= 0.98 | "
         "(c) window img/s | (c)/(a), target >= 0.90 | CPU (a) / (c) training / (c) window | "
-        "(a0) plain, glibc's default malloc img/s ((a)/(a0)) | max load |",
+        "(a0) plain, default malloc and GC img/s ((a)/(a0)) | max load |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",

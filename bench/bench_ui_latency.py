@@ -13,8 +13,8 @@ with --data-dir.
    real input, so waiting behind other work counts). For every move: time until the probabilities
    for it are emitted (prediction_changed) and painted, and until the feature maps showing it are
    painted (end of the paint pass). Two paces: "isolated" moves 130 ms apart (the work itself) and
-   "continuous" moves 16 ms apart (a 60 Hz mouse; the canvas's 16 ms and the draw panel's 100 ms
-   feature-map throttles then coalesce moves). Idle and while training. Targets: idle p50 <= 16 ms
+   "continuous" moves 16 ms apart (a 60 Hz mouse; the canvas then coalesces moves to one update per
+   16 ms, and the feature-map view draws the latest drawing as soon as it is free). Idle and while training. Targets: idle p50 <= 16 ms
    and p99 <= 33 ms; while training p99 <= 50 ms.
 Writes the "perf-latency" section of docs/benchmarks.md.
 """
@@ -296,9 +296,8 @@ def main() -> int:
         f"visible ({layout}); \"Show in feature maps\" on. While training: ~{rate:,.0f} images/s, GUI process "
         f"{100 * cpu:.0f}% of a core. Lateness: a 100 Hz precise QTimer, ms past its interval, over "
         f"{args.seconds:.0f} s. Draw: mouse moves posted to the canvas (queued like real input) along a digit; "
-        "isolated = 130 ms apart, continuous = 16 ms apart (a 60 Hz mouse: the canvas's 16 ms and the draw "
-        "panel's 100 ms feature-map throttles coalesce moves, so those latencies include the wait for the "
-        "throttle). Painted = end of the paint pass that drew the bars / the feature-map canvases.",
+        "isolated = 130 ms apart, continuous = 16 ms apart (a 60 Hz mouse: the canvas coalesces moves to one "
+        "update per 16 ms, so those latencies include up to 16 ms of waiting for that). Painted = end of the paint pass that drew the bars / the feature-map canvases.",
         "",
         "| measurement | p50 ms | p99 ms | max ms | target |",
         "|---|---|---|---|---|",

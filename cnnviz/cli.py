@@ -64,10 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; ``argv`` None means this process is the ``cnnviz`` program itself (so ``train`` may
+    tune the process for training, which a caller that passes ``argv`` never wants done to its own)."""
+    own_process = argv is None
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
+        args.own_process = own_process
         if args.command is None:
             from cnnviz.app import run_app
 
@@ -104,7 +108,7 @@ def cmd_presets(args) -> int:
 def cmd_train(args) -> int:
     from cnnviz.data.prepare import load_data
     from cnnviz.presets import get_preset
-    from cnnviz.training.allocator import tune_malloc_for_training
+    from cnnviz.training.process_tuning import tune_for_training
     from cnnviz.training.checkpoint import CHECKPOINT_NAME, from_trainer, save_checkpoint
     from cnnviz.training.trainer import Trainer
 
@@ -124,8 +128,9 @@ def cmd_train(args) -> int:
     data = load_data(recipe.data, progress=progress.download, fallback=False)
     if data.notice:
         print(f"note: {data.notice}", file=sys.stderr)
-    tune_malloc_for_training()  # the CLI process only trains from here on
     trainer = Trainer(preset.spec, recipe, data, callbacks=[progress])
+    if args.own_process:
+        tune_for_training()  # the `cnnviz train` process only trains from here on
     result = trainer.fit()
     progress.finish()
     if args.out:

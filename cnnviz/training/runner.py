@@ -20,7 +20,7 @@ import numpy as np
 
 from cnnviz.config import Recipe
 from cnnviz.errors import CnnvizError
-from cnnviz.training.allocator import tune_malloc_for_training
+from cnnviz.training.process_tuning import tune_for_training
 from cnnviz.training.callbacks import Callback
 from cnnviz.training.messages import FAILED, FINISHED, PAUSED, STOPPED, FitResult, Saved, StepBatch
 from cnnviz.training.shared_weights import SharedSnapshot, SharedWeightsReader, SharedWeightsWriter
@@ -298,7 +298,6 @@ def _child_main(job: TrainingJob, conn, control) -> None:
     from cnnviz.training.trainer import Trainer, default_threads
 
     torch.set_num_threads(job.threads or default_threads())
-    tune_malloc_for_training()  # this process only trains: keep its big per-step buffers in the heap
     streamer = _Streamer(conn, job)
     trainer = None
     controls, controls_done = None, threading.Event()
@@ -308,6 +307,7 @@ def _child_main(job: TrainingJob, conn, control) -> None:
             trainer = resume_trainer(load_checkpoint(job.resume_from), data, [streamer], recipe=job.recipe)
         else:
             trainer = Trainer(ModelSpec.from_dict(job.spec), job.recipe, data, [streamer])
+        tune_for_training()  # this process only trains (malloc keeps step buffers, GC skips start-up objects)
         if job.start_paused:
             trainer.pause()
         controls = threading.Thread(target=_control_loop, args=(control, trainer, streamer, controls_done),

@@ -1,4 +1,6 @@
-"""Keep glibc's malloc from handing training's big buffers back to the kernel after every step.
+"""Set up a process that only trains: malloc keeps the per-step buffers, the collector skips start-up.
+
+Malloc: keep glibc's malloc from handing training's big buffers back to the kernel after every step.
 
 A CPU training step allocates and frees the same large activation and gradient buffers every batch
 (basic-cnn at batch 128: 11-19 MB each). With glibc's defaults the freed top of the heap is trimmed
@@ -6,13 +8,21 @@ A CPU training step allocates and frees the same large activation and gradient b
 this project's 2-core machine that is ~20% of basic-cnn's step time, and how much varies from run to
 run with the heap's layout (plain loop: 108-116 ms a step by default, 92-93 ms with this tuning).
 Raising the mmap threshold to its maximum (32 MB on 64-bit) and the trim threshold well above one
-step's working set keeps those buffers in the heap. Only the process that trains calls this: the
-training child and the CLI's ``train``.
+step's working set keeps those buffers in the heap.
+
+Garbage collector: every training step makes Python objects (tensors), so collections run all the
+time, and a full one walks everything imported at start-up (~290,000 objects with torch); a profile of
+a cntk-conv run put the collector at 3% of the time. Freezing what exists once the model and data are
+built takes those objects out of every collection (measured: 1-2% faster steps).
+
+Only processes that do nothing but train call :func:`tune_for_training`: the training child and the
+CLI's ``train``; the window and library users are left alone.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import sys
 
 _M_TRIM_THRESHOLD = -1
@@ -32,3 +42,10 @@ def tune_malloc_for_training() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def tune_for_training() -> None:
+    """Malloc tuning and a frozen start-up heap; call once the model and the data are built."""
+    tune_malloc_for_training()
+    gc.collect()
+    gc.freeze()
