@@ -51,11 +51,13 @@ class TrainingWorker(QObject):
         except Exception as exc:  # never let the thread die silently: the window must learn the run ended
             self.message_received.emit(FitResult(FAILED, 0, 0, 0.0, 0.0, f"could not run training: {exc}"))
         finally:
-            if process.is_alive() and not process.finished:
-                process.shutdown(timeout=10.0)
-            else:
-                process.close()  # the run is over (the child may still be exiting): free the pipes and memory
-            self.finished.emit()
+            try:
+                if process.is_alive() and not process.finished:
+                    process.shutdown(timeout=10.0)
+                else:
+                    process.close()  # the run is over (the child may still be exiting): free the pipes and memory
+            finally:
+                self.finished.emit()  # whatever happened, the window must learn that the thread is done
 
     def _drain_commands(self, process: TrainingProcess) -> None:
         while True:

@@ -63,6 +63,9 @@ def main() -> int:
         def is_alive(self) -> bool:
             return False
 
+        def close(self) -> None:
+            pass
+
     training_worker.TrainingProcess = InstantProcess
     preset = get_preset("cntk-conv")
     controller = TrainingController(Session(preset.spec, preset.recipe))
