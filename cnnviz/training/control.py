@@ -61,6 +61,11 @@ class RunControl:
     def stop_requested(self) -> bool:
         return self._stop
 
+    @property
+    def idle(self) -> bool:
+        """True when `wait_to_run` would return at once (no pause, stop or queued call): lock-free."""
+        return not self._paused and not self._stop and not self._calls
+
     def wait_to_run(self, on_pause=None) -> bool:
         """Block while paused; return False when a stop was requested.
 

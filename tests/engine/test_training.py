@@ -249,3 +249,42 @@ def test_evaluate_reports_confusion_and_per_class(data):
     assert ev.accuracy == pytest.approx(np.trace(ev.confusion) / ev.confusion.sum())
     np.testing.assert_allclose(ev.per_class_accuracy, np.diag(ev.confusion) / ev.confusion.sum(1))
     assert trainer.model.training  # evaluate restores the mode
+
+
+def test_accuracy_counted_in_batches_without_a_step_callback_matches_every_step(data):
+    """With no step callback the Trainer counts hits for many steps at once; the history must be exactly
+    what a run that computes them step by step records, including after a stop mid-epoch and a resume."""
+
+    class Steps(Callback):
+        def on_step_end(self, trainer, m):
+            pass
+
+    # Batch 40 gives 23+ steps an epoch, so batches of 32 pending steps straddle epoch ends; stop
+    # mid-epoch at step 37, then go on to the end.
+    runs = {}
+    for name, callbacks in (("eager", [Steps()]), ("batched", [])):
+        t = Trainer(TINY, recipe(epochs=3, batch_size=40, max_steps=37), data, callbacks)
+        t.fit()
+        assert len(t.history.step_accuracy) == len(t.history.step_loss) == 37
+        t.recipe = t.recipe.replace(train__max_steps=None)
+        t.fit()
+        runs[name] = t
+    eager, batched = runs["eager"].history, runs["batched"].history
+    assert len(batched.step_accuracy) == len(batched.step_loss) == len(eager.step_loss) > 2 * 32
+    assert batched.step_loss == eager.step_loss
+    assert batched.step_accuracy == eager.step_accuracy
+    assert [e.train_accuracy for e in batched.epochs] == [e.train_accuracy for e in eager.epochs]
+
+
+def test_a_stop_or_a_divergence_leaves_no_step_without_its_accuracy(data):
+    t = Trainer(TINY, recipe(epochs=50), data)
+    threading.Timer(0.3, t.request_stop).start()
+    assert t.fit().status == STOPPED
+    assert len(t.history.step_accuracy) == len(t.history.step_loss) > 0
+    from cnnviz.presets import PRESETS
+
+    p = PRESETS["gorner"]  # at lr 100 it diverges within the first epoch (see the test above)
+    diverging = Trainer(p.spec, p.recipe.replace(optimizer__lr=100.0, train__epochs=2, train__batch_size=50), data)
+    result = diverging.fit()
+    assert result.status == FAILED
+    assert len(diverging.history.step_accuracy) == len(diverging.history.step_loss)
