@@ -20,9 +20,9 @@ import numpy as np
 
 from cnnviz.config import Recipe
 from cnnviz.errors import CnnvizError
-from cnnviz.training.process_tuning import tune_for_training
 from cnnviz.training.callbacks import Callback
 from cnnviz.training.messages import FAILED, FINISHED, PAUSED, STOPPED, FitResult, Saved, StepBatch
+from cnnviz.training.process_tuning import tune_for_training
 from cnnviz.training.shared_weights import SharedSnapshot, SharedWeightsReader, SharedWeightsWriter
 
 

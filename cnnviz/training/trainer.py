@@ -84,6 +84,7 @@ class Trainer:
         self._good_state = self._state_copy()
         self._lr: float | None = None  # the learning rate last written into the optimizer
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # (logits, labels) of steps not yet counted
+        self._hits = 0
 
     # -- control (thread-safe) -------------------------------------------------------------------------
     def pause(self) -> None:
@@ -128,30 +129,32 @@ class Trainer:
             self._check_sizes()
             while self.epoch < cfg.epochs and status == FINISHED:
                 self.model.train()
-                epoch_started, totals = time.perf_counter(), [0.0, 0, 0]  # loss sum, correct, seen
+                epoch_started, totals = time.perf_counter(), [0.0, 0, 0]  # loss sum, (unused), seen
+                self._hits = 0  # right predictions this epoch (counted at once or by _settle_accuracy)
                 for x, y in self._epoch_batches():
                     if self._pending and not self.control.idle:
-                        totals[1] += self._settle_accuracy()  # a pause, stop or save sees whole history
+                        self._settle_accuracy()  # a stop or a queued save sees the whole history
                     if not self._may_run():
                         status = STOPPED
                         break
                     loss, logits = self._train_step(x, y)
                     if self._hooks["on_step_end"]:  # someone watches every step: its accuracy now
-                        totals[1] += self._settle_accuracy()
+                        self._settle_accuracy()
                         correct = _correct(logits, y)
-                        totals[1] += correct
+                        self._hits += correct
                         accuracy = correct / len(y)
                     else:  # nobody listens: count hits for many steps at once (3 tensor ops a step saved)
                         self._pending.append((logits.detach(), y))
                         if len(self._pending) >= _ACCURACY_BATCH:
-                            totals[1] += self._settle_accuracy()
+                            self._settle_accuracy()
                         accuracy = None
                     totals[0] += loss * len(y); totals[2] += len(y)
                     self._after_step(loss, accuracy, len(y), started)
                     if cfg.max_steps is not None and self.step_count >= cfg.max_steps:
                         break
                 else:
-                    totals[1] += self._settle_accuracy()
+                    self._settle_accuracy()
+                    totals[1] = self._hits
                     self._end_epoch(totals, time.perf_counter() - epoch_started)
                     continue
                 self._settle_accuracy()
@@ -255,17 +258,17 @@ class Trainer:
         self._emit("on_epoch_end", self, metrics)
 
     # -- helpers ---------------------------------------------------------------------------------------
-    def _settle_accuracy(self) -> int:
-        """Count the hits of the pending steps in one go, append their accuracies to the history and
-        return the number of hits."""
+    def _settle_accuracy(self) -> None:
+        """Count the hits of the pending steps in one go: their accuracies go to the history, the hits to
+        this epoch's count."""
         pending, self._pending = self._pending, []
         if not pending:
-            return 0
+            return
         sizes = np.array([len(y) for _, y in pending], dtype=np.int64)
         hits = (torch.cat([logits for logits, _ in pending]).argmax(1) == torch.cat([y for _, y in pending]))
         counts = np.add.reduceat(hits.cpu().numpy().astype(np.int64), np.concatenate(([0], np.cumsum(sizes)[:-1])))
         self.history.step_accuracy.extend((counts / sizes).tolist())
-        return int(counts.sum())
+        self._hits += int(counts.sum())
 
     def evaluate_test(self) -> Evaluation:
         """Evaluate the test set with the current weights and tell the callbacks."""
@@ -305,6 +308,7 @@ class Trainer:
         return allowed
 
     def _on_parked(self) -> None:
+        self._settle_accuracy()  # whoever paused the run reads the whole history
         if not self._parked:
             self._parked = True
             self._emit("on_state_change", self, PAUSED, "")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -288,3 +289,26 @@ def test_a_stop_or_a_divergence_leaves_no_step_without_its_accuracy(data):
     result = diverging.fit()
     assert result.status == FAILED
     assert len(diverging.history.step_accuracy) == len(diverging.history.step_loss)
+
+
+def test_a_paused_run_without_a_step_callback_shows_its_whole_history(data):
+    paused = threading.Event()
+
+    class States(Callback):  # no on_step_end: the Trainer counts hits in batches
+        def on_state_change(self, trainer, state, message):
+            if state == PAUSED:
+                paused.set()
+
+    t = Trainer(TINY, recipe(epochs=200), data, [States()])
+    runner = threading.Thread(target=t.fit)
+    runner.start()
+    try:
+        while len(t.history.step_loss) < 5:
+            time.sleep(0.005)
+        t.pause()
+        assert paused.wait(10)
+        assert len(t.history.step_accuracy) == len(t.history.step_loss) > 0
+    finally:
+        t.request_stop()
+        t.resume()
+        runner.join(30)
