@@ -27,8 +27,10 @@ from cnnviz.training.optim import learning_rate, make_optimizer, set_learning_ra
 # it then often "dies" at a finite loss instead of reaching NaN, so NaN alone is too late a signal).
 DIVERGED_LOSS = 1000.0
 # Steps whose training accuracy is counted together when no step callback needs it at once: three small
-# tensor ops a step were ~1% of a cntk-conv step (py-spy), one batched count per 32 steps is ~0.05%.
-_ACCURACY_BATCH = 32
+# tensor ops a step were ~1% of a cntk-conv step (py-spy). Up to _ACCURACY_BATCH steps, holding at most
+# _ACCURACY_BYTES of logits and labels, are counted in one numpy pass.
+_ACCURACY_BATCH = 128
+_ACCURACY_BYTES = 4 << 20
 
 
 def resolve_device(name: str) -> torch.device:
@@ -84,6 +86,8 @@ class Trainer:
         self._good_state = self._state_copy()
         self._lr: float | None = None  # the learning rate last written into the optimizer
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # (logits, labels) of steps not yet counted
+        self._pending_limit = _ACCURACY_BATCH
+        self._epoch_order: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)  # (shuffle state, order)
         self._hits = 0
 
     # -- control (thread-safe) -------------------------------------------------------------------------
@@ -131,25 +135,28 @@ class Trainer:
                 self.model.train()
                 epoch_started, totals = time.perf_counter(), [0.0, 0, 0]  # loss sum, (unused), seen
                 self._hits = 0  # right predictions this epoch (counted at once or by _settle_accuracy)
+                control = self.control
+                self._pending_limit = _pending_limit(cfg.batch_size, self.spec.num_classes)
                 for x, y in self._epoch_batches():
-                    if self._pending and not self.control.idle:
+                    if not control.idle:  # a pause, stop or queued call: the slow path (lock-free check)
                         self._settle_accuracy()  # a stop or a queued save sees the whole history
-                    if not self._may_run():
-                        status = STOPPED
-                        break
+                        if not self._may_run():
+                            status = STOPPED
+                            break
                     loss, logits = self._train_step(x, y)
+                    size = y.shape[0]
                     if self._hooks["on_step_end"]:  # someone watches every step: its accuracy now
                         self._settle_accuracy()
                         correct = _correct(logits, y)
                         self._hits += correct
-                        accuracy = correct / len(y)
-                    else:  # nobody listens: count hits for many steps at once (3 tensor ops a step saved)
+                        accuracy = correct / size
+                    else:  # nobody listens: count hits for many steps at once
                         self._pending.append((logits.detach(), y))
-                        if len(self._pending) >= _ACCURACY_BATCH:
+                        if len(self._pending) >= self._pending_limit:
                             self._settle_accuracy()
                         accuracy = None
-                    totals[0] += loss * len(y); totals[2] += len(y)
-                    self._after_step(loss, accuracy, len(y), started)
+                    totals[0] += loss * size; totals[2] += size
+                    self._after_step(loss, accuracy, size, started)
                     if cfg.max_steps is not None and self.step_count >= cfg.max_steps:
                         break
                 else:
@@ -207,22 +214,24 @@ class Trainer:
         """This epoch's shuffled batches, skipping those already done when resuming mid-epoch."""
         if self.batch_in_epoch == 0:
             self.epoch_shuffle_state = self.shuffle.get_state()
-        else:
-            self.shuffle.set_state(self.epoch_shuffle_state)
         split = self.data.train
         n, size = len(split), self.recipe.train.batch_size
-        order = torch.randperm(n, generator=self.shuffle).to(self.device)
+        cached_state, order = self._epoch_order
+        if self.batch_in_epoch == 0 or cached_state is not self.epoch_shuffle_state or len(order) != n:
+            self.shuffle.set_state(self.epoch_shuffle_state)
+            order = torch.randperm(n, generator=self.shuffle).to(self.device)
+            self._epoch_order = (self.epoch_shuffle_state, order)  # a fit() resumed mid-epoch reuses it
         images, labels = split.images.to(self.device), split.labels.to(self.device)
         for start in range(self.batch_in_epoch * size, n, size):
-            index = order[start:start + size]
-            if len(index) < 2 and n > 1:  # a lone last example breaks batch norm and says nothing
+            if n - start == 1 and size > 1 and n > 1:  # a lone last example breaks batch norm, says nothing
                 return
+            index = order[start:start + size]
             yield images[index], labels[index]
 
     def _after_step(self, loss: float, accuracy: float | None, images: int, started: float) -> None:
         self.step_count += 1
         self.batch_in_epoch += 1
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self._lr  # what _train_step wrote into every param group
         h = self.history
         h.step_loss.append(loss); h.step_lr.append(lr)
         if accuracy is not None:  # else it is pending: _settle_accuracy appends it
@@ -264,11 +273,12 @@ class Trainer:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        sizes = np.array([len(y) for _, y in pending], dtype=np.int64)
-        hits = (torch.cat([logits for logits, _ in pending]).argmax(1) == torch.cat([y for _, y in pending]))
-        counts = np.add.reduceat(hits.cpu().numpy().astype(np.int64), np.concatenate(([0], np.cumsum(sizes)[:-1])))
-        self.history.step_accuracy.extend((counts / sizes).tolist())
-        self._hits += int(counts.sum())
+        logits = torch.cat([logits for logits, _ in pending]).to("cpu", torch.float32).numpy()
+        labels = torch.cat([y for _, y in pending]).cpu().numpy()
+        sizes = np.array([y.shape[0] for _, y in pending])
+        hits = np.add.reduceat(logits.argmax(1) == labels, np.cumsum(sizes) - sizes)  # numpy's argmax: 3x torch's here
+        self.history.step_accuracy.extend((hits / sizes).tolist())
+        self._hits += int(hits.sum())
 
     def evaluate_test(self) -> Evaluation:
         """Evaluate the test set with the current weights and tell the callbacks."""
@@ -298,6 +308,8 @@ class Trainer:
         if self.recipe.train.batch_size > n:
             raise TrainingError(f"batch size {self.recipe.train.batch_size} is larger than the {n} training "
                                 f"examples; choose a batch size of at most {n}")
+        if self.recipe.train.batch_size == 1 and any(layer.kind == "batchnorm" for layer in self.spec.layers):
+            raise TrainingError("batch norm needs at least 2 examples per batch; choose a batch size of 2 or more")
 
     def _may_run(self) -> bool:
         """Wait while paused; False when a stop was requested. Reports paused/running transitions."""
@@ -322,6 +334,11 @@ class Trainer:
 
     def _restore_good_state(self) -> None:
         self.model.load_state_dict(self._good_state)
+
+
+def _pending_limit(batch_size: int, classes: int) -> int:
+    """How many steps' logits and labels to hold before counting their accuracy."""
+    return max(1, min(_ACCURACY_BATCH, _ACCURACY_BYTES // (batch_size * (classes * 4 + 8))))
 
 
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> int:

@@ -252,16 +252,19 @@ def test_evaluate_reports_confusion_and_per_class(data):
     assert trainer.model.training  # evaluate restores the mode
 
 
-def test_accuracy_counted_in_batches_without_a_step_callback_matches_every_step(data):
+@pytest.mark.parametrize("limit", [128, 8])
+def test_accuracy_counted_in_batches_without_a_step_callback_matches_every_step(data, monkeypatch, limit):
     """With no step callback the Trainer counts hits for many steps at once; the history must be exactly
     what a run that computes them step by step records, including after a stop mid-epoch and a resume."""
+    import cnnviz.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "_ACCURACY_BATCH", limit)  # 8: counted when the batch is full too
 
     class Steps(Callback):
         def on_step_end(self, trainer, m):
             pass
 
-    # Batch 40 gives 23+ steps an epoch, so batches of 32 pending steps straddle epoch ends; stop
-    # mid-epoch at step 37, then go on to the end.
+    # Batch 40 gives 23 steps an epoch; stop mid-epoch at step 37, then go on to the end.
     runs = {}
     for name, callbacks in (("eager", [Steps()]), ("batched", [])):
         t = Trainer(TINY, recipe(epochs=3, batch_size=40, max_steps=37), data, callbacks)
@@ -271,10 +274,39 @@ def test_accuracy_counted_in_batches_without_a_step_callback_matches_every_step(
         t.fit()
         runs[name] = t
     eager, batched = runs["eager"].history, runs["batched"].history
-    assert len(batched.step_accuracy) == len(batched.step_loss) == len(eager.step_loss) > 2 * 32
+    assert len(batched.step_accuracy) == len(batched.step_loss) == len(eager.step_loss) > 2 * 23
     assert batched.step_loss == eager.step_loss
     assert batched.step_accuracy == eager.step_accuracy
     assert [e.train_accuracy for e in batched.epochs] == [e.train_accuracy for e in eager.epochs]
+
+
+def test_a_fit_stopped_mid_epoch_and_resumed_trains_as_one_uninterrupted_fit(data):
+    """A resumed fit() reuses the epoch's shuffled order; the batches and results are those of one long fit."""
+    whole = Trainer(TINY, recipe(epochs=2, batch_size=40), data)
+    whole.fit()
+    pieces = Trainer(TINY, recipe(epochs=2, batch_size=40, max_steps=5), data)
+    for stop in (5, 11, 30, None):
+        pieces.recipe = pieces.recipe.replace(train__max_steps=stop)
+        pieces.fit()
+    assert pieces.history.step_loss == whole.history.step_loss
+    assert pieces.history.step_accuracy == whole.history.step_accuracy
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, pieces.model.state_dict()[key]), key
+
+
+def test_batch_size_one_trains_every_example(data):
+    t = Trainer(TINY, recipe(epochs=1, batch_size=1, max_steps=None), data)
+    assert t.fit().status == FINISHED
+    assert t.step_count == len(data.train) == t.batches_per_epoch()
+
+
+def test_batch_size_one_with_batch_norm_is_a_clear_error(data):
+    from cnnviz.models import batchnorm
+
+    spec = ModelSpec((dense(16), batchnorm(), dense(10)))
+    result = Trainer(spec, recipe(batch_size=1), data).fit()
+    assert result.status == FAILED
+    assert "batch norm needs at least 2 examples per batch" in result.error
 
 
 def test_a_stop_or_a_divergence_leaves_no_step_without_its_accuracy(data):
