@@ -166,44 +166,80 @@ class TrainingProcess:
 
 # ---- the child side ---------------------------------------------------------------------------------
 class _Streamer(Callback):
-    """Sends throttled plain-data messages to the parent."""
+    """Sends throttled plain-data messages to the parent.
+
+    It does not listen to every step (that would put the Trainer on its per-step path, ~4% of a cntk-conv
+    step): the control thread asks for a `tick` between two batches whenever metrics or a snapshot are due
+    (`due_in`), and the tick sends the steps the history gained since the last message."""
 
     def __init__(self, conn, job: TrainingJob) -> None:
         self.conn, self.job = conn, job
         self.lock = threading.Lock()  # the control thread and the loop both send
-        self.losses, self.accuracies, self.lrs = [], [], []
-        self.first_step, self.latest = 1, None
+        self.trainer = None
+        self.sent = 0  # index in the trainer's history of the first step not sent yet
         self.last_flush = 0.0
-        self.snapshot_acked, self.next_snapshot = True, 0.0
+        self.snapshot_acked, self.next_snapshot, self.snapshot_step = True, 0.0, -1
         self.shared = SharedWeightsWriter()
         self.paused = False
+        self.fitting = False
+        self.tick_queued = False
         self.saved_step = -1  # step of the last autosave
 
     def send(self, message) -> None:
         with self.lock:
             self.conn.send(message)
 
-    def on_step_end(self, trainer, metrics) -> None:
-        if not self.losses:
-            self.first_step = metrics.step
-        self.losses.append(metrics.loss); self.accuracies.append(metrics.accuracy); self.lrs.append(metrics.lr)
-        self.latest = metrics
+    def on_fit_start(self, trainer) -> None:
+        self.trainer, self.sent, self.fitting = trainer, len(trainer.history.step_loss), True
+
+    def on_fit_end(self, trainer, result) -> None:
+        self.fitting = False
+
+    # -- pacing (control thread) -----------------------------------------------------------------------
+    def due_in(self, now: float) -> float:
+        """Seconds until metrics or a snapshot are due (<= 0: due now)."""
+        due = self.last_flush + self.job.metrics_interval
+        if self.snapshot_acked:
+            due = min(due, self.next_snapshot)
+        return due - now
+
+    def request_tick(self, trainer) -> None:
+        """Have the training thread run `tick` between two batches (at most one pending request)."""
+        if self.fitting and not self.tick_queued:
+            self.tick_queued = True
+            trainer.control.call_soon(lambda: self.tick(trainer))
+
+    # -- sending (training thread) ---------------------------------------------------------------------
+    def tick(self, trainer) -> None:
+        self.tick_queued = False
+        if not self.fitting:
+            return
         now = time.perf_counter()
         if now - self.last_flush >= self.job.metrics_interval or self.paused:
             self.flush(now)
-        if self.snapshot_acked and now >= self.next_snapshot or self.paused:
+        new_weights = trainer.step_count != self.snapshot_step and trainer.step_count > 0
+        if new_weights and (self.snapshot_acked and now >= self.next_snapshot or self.paused):
             self.send_snapshot(trainer, now)
 
     def flush(self, now: float | None = None) -> None:
-        if self.losses:
-            f32 = np.float32
-            self.send(StepBatch(self.first_step, np.array(self.losses, f32), np.array(self.accuracies, f32),
-                                np.array(self.lrs, f32), self.latest))
-            self.losses, self.accuracies, self.lrs = [], [], []
+        """Send the steps done since the last message (every step's loss, accuracy and lr)."""
+        trainer = self.trainer
+        if trainer is not None:
+            latest = trainer.latest_step_metrics()  # also counts any pending accuracies
+            h = trainer.history
+            end = min(len(h.step_loss), len(h.step_accuracy), len(h.step_lr))
+            if latest is not None and end > self.sent:
+                f32 = np.float32
+                first_step = trainer.step_count - len(h.step_loss) + self.sent + 1
+                self.send(StepBatch(first_step, np.array(h.step_loss[self.sent:end], f32),
+                                    np.array(h.step_accuracy[self.sent:end], f32),
+                                    np.array(h.step_lr[self.sent:end], f32), latest))
+                self.sent = end
         self.last_flush = time.perf_counter() if now is None else now
 
     def send_snapshot(self, trainer, now: float | None = None) -> None:
         self.snapshot_acked = False
+        self.snapshot_step = trainer.step_count
         self.next_snapshot = (time.perf_counter() if now is None else now) + self.job.snapshot_interval
         note = self.shared.write(trainer.weight_arrays(), trainer.step_count, trainer.epoch)
         self.send(note if note is not None else trainer.snapshot())
@@ -212,6 +248,12 @@ class _Streamer(Callback):
         self.flush()
         self.send(metrics)
         self.autosave(trainer)
+
+    def on_evaluation_start(self, trainer, split) -> None:
+        """An evaluation can take a second: send the steps and (if due) the weights it is about to judge."""
+        self.flush()
+        if self.snapshot_acked and time.perf_counter() >= self.next_snapshot and self.snapshot_step != trainer.step_count:
+            self.send_snapshot(trainer)
 
     def on_evaluation(self, trainer, evaluation) -> None:
         self.flush()
@@ -245,8 +287,12 @@ def _control_loop(conn, trainer, streamer: _Streamer, done: threading.Event) -> 
     up during interpreter shutdown if the parent closes the pipe, and is then ended by a forced unwind
     that aborts the process ("terminate called without an active exception")."""
     while not done.is_set():
+        wait = streamer.due_in(time.perf_counter())
+        if wait <= 0:  # metrics or a snapshot are due: the training thread sends them between two batches
+            streamer.request_tick(trainer)
+            wait = 0.05
         try:
-            if not conn.poll(0.05):
+            if not conn.poll(min(0.05, wait)):
                 continue
             message = conn.recv()
         except (EOFError, OSError):

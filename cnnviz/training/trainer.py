@@ -89,6 +89,8 @@ class Trainer:
         self._pending_limit = _ACCURACY_BATCH
         self._epoch_order: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)  # (shuffle state, order)
         self._hits = 0
+        self._start_step, self._fit_started = self.step_count, time.perf_counter()
+        self._rate, self._polled_rate, self._images_done, self._images_polled = _Rate(), _Rate(), 0, 0
 
     # -- control (thread-safe) -------------------------------------------------------------------------
     def pause(self) -> None:
@@ -124,7 +126,8 @@ class Trainer:
         torch.set_num_threads(self.recipe.train.threads or default_threads())
         cfg = self.recipe.train
         started = time.perf_counter()
-        self._start_step, self._rate = self.step_count, _Rate()
+        self._start_step, self._rate, self._fit_started = self.step_count, _Rate(), started
+        self._polled_rate, self._images_done, self._images_polled = _Rate(), 0, 0
         status, error = FINISHED, None
         self._parked = False
         self._emit("on_fit_start", self)
@@ -231,6 +234,7 @@ class Trainer:
     def _after_step(self, loss: float, accuracy: float | None, images: int, started: float) -> None:
         self.step_count += 1
         self.batch_in_epoch += 1
+        self._images_done += images
         lr = self._lr  # what _train_step wrote into every param group
         h = self.history
         h.step_loss.append(loss); h.step_lr.append(lr)
@@ -240,21 +244,42 @@ class Trainer:
         if not hooks:
             return
         now = time.perf_counter()
-        rate = self._rate.add(now, images)
-        per_epoch = self.batches_per_epoch()
-        remaining = (self.recipe.train.epochs * per_epoch - self.step_count) * self.recipe.train.batch_size
-        if self.recipe.train.max_steps is not None:
-            remaining = min(remaining, (self.recipe.train.max_steps - self.step_count) * self.recipe.train.batch_size)
-        metrics = StepMetrics(self.step_count, self.epoch + 1, self.recipe.train.epochs, self.batch_in_epoch,
-                              per_epoch, loss, accuracy, lr, rate, remaining / rate if rate > 0 else None,
-                              now - started)
+        metrics = self._step_metrics(loss, accuracy, lr, self._rate.add(now, images), now)
         for hook in hooks:
             hook(self, metrics)
+
+    def latest_step_metrics(self) -> StepMetrics | None:
+        """The last step's metrics, as `on_step_end` would have given them, for a consumer that polls between
+        batches (via `control.call_soon`) instead of listening to every step, which keeps the loop on its
+        cheapest path. None before the first step of this fit. Call from the training thread."""
+        h = self.history
+        if self.step_count == self._start_step or not h.step_loss:
+            return None
+        self._settle_accuracy()
+        now = time.perf_counter()
+        rate = self._polled_rate.add(now, self._images_done - self._images_polled)
+        self._images_polled = self._images_done
+        accuracy = h.step_accuracy[-1] if len(h.step_accuracy) == len(h.step_loss) else math.nan
+        return self._step_metrics(h.step_loss[-1], accuracy, h.step_lr[-1], rate, now)
+
+    def _step_metrics(self, loss: float, accuracy: float | None, lr: float, rate: float, now: float) -> StepMetrics:
+        """Metrics of the step just done; between two epochs that is the last batch of the finished one."""
+        cfg = self.recipe.train
+        per_epoch = self.batches_per_epoch()
+        epoch, batch = (self.epoch, per_epoch) if self.batch_in_epoch == 0 else (self.epoch + 1, self.batch_in_epoch)
+        remaining = (cfg.epochs * per_epoch - self.step_count) * cfg.batch_size
+        if cfg.max_steps is not None:
+            remaining = min(remaining, (cfg.max_steps - self.step_count) * cfg.batch_size)
+        return StepMetrics(self.step_count, epoch, cfg.epochs, batch, per_epoch, loss, accuracy, lr, rate,
+                           max(0, remaining) / rate if rate > 0 else None, now - self._fit_started)
 
     def _end_epoch(self, totals: list, seconds: float) -> None:
         self.epoch += 1
         self.batch_in_epoch = 0
-        val = evaluate(self.model, self.data.val, "val", self.step_count) if self.data.val is not None else None
+        val = None
+        if self.data.val is not None:
+            self._emit("on_evaluation_start", self, "val")
+            val = evaluate(self.model, self.data.val, "val", self.step_count)
         seen = max(1, totals[2])
         metrics = EpochMetrics(self.epoch, totals[0] / seen, totals[1] / seen, val.loss if val else None,
                                val.accuracy if val else None, self.optimizer.param_groups[0]["lr"], seconds,
@@ -282,6 +307,7 @@ class Trainer:
 
     def evaluate_test(self) -> Evaluation:
         """Evaluate the test set with the current weights and tell the callbacks."""
+        self._emit("on_evaluation_start", self, "test")
         self.last_evaluation = evaluate(self.model, self.data.test, "test", self.step_count)
         self._emit("on_evaluation", self, self.last_evaluation)
         return self.last_evaluation

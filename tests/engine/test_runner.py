@@ -52,7 +52,29 @@ def test_a_run_streams_every_step_and_autosaves(tmp_path):
     assert sum(isinstance(m, EpochMetrics) for m in got) == 2
     assert sum(isinstance(m, Evaluation) for m in got) == 2
     assert [m.epoch for m in got if isinstance(m, Saved)] == [1, 2]
-    assert load_checkpoint(tmp_path / "auto.safetensors").step == 100
+    saved = load_checkpoint(tmp_path / "auto.safetensors")
+    assert saved.step == 100
+    # the values are the run's own, step for step, and each batch's `latest` describes its last step
+    np.testing.assert_allclose(np.concatenate([b.losses for b in batches]), saved.history.step_loss, rtol=1e-6)
+    np.testing.assert_array_equal(np.concatenate([b.accuracies for b in batches]),
+                                  np.float32(saved.history.step_accuracy))
+    for b in batches:
+        assert b.latest.step == b.first_step + len(b.losses) - 1
+        assert b.latest.accuracy == b.accuracies[-1] and b.latest.batches_per_epoch == 50
+        assert 1 <= b.latest.batch <= 50 and b.latest.epoch == (b.latest.step - 1) // 50 + 1
+
+
+def test_the_child_trains_on_the_cheap_path_without_a_per_step_callback():
+    """The streamer is paced by the control thread, so the Trainer in the child has no step callback and
+    counts accuracies in batches (a per-step callback costs ~4% of a cntk-conv step)."""
+    from cnnviz.training.callbacks import bound_hooks
+    from cnnviz.training.runner import _Streamer
+
+    streamer = _Streamer(None, TrainingJob(spec=SPEC.to_dict(), recipe=Recipe()))
+    try:
+        assert bound_hooks([streamer], "on_step_end") == ()
+    finally:
+        streamer.shared.close()
 
 
 def test_snapshots_wait_for_the_acknowledgement(tmp_path):

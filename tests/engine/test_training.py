@@ -294,6 +294,49 @@ def test_a_fit_stopped_mid_epoch_and_resumed_trains_as_one_uninterrupted_fit(dat
         assert torch.equal(value, pieces.model.state_dict()[key]), key
 
 
+def test_latest_step_metrics_describe_the_last_step_for_a_polling_consumer(data):
+    t = Trainer(TINY, recipe(epochs=2, batch_size=40, max_steps=5), data)
+    assert t.latest_step_metrics() is None  # nothing trained yet
+    t.fit()
+    m = t.latest_step_metrics()
+    per_epoch = t.batches_per_epoch()
+    assert (m.step, m.epoch, m.batch, m.batches_per_epoch) == (5, 1, 5, per_epoch)
+    assert (m.loss, m.accuracy, m.lr) == (t.history.step_loss[-1], t.history.step_accuracy[-1], 0.01)
+    assert m.elapsed_seconds > 0 and m.eta_seconds is None  # one poll: no rate yet
+    polled = []
+
+    class PollAtEpochEnd(Callback):  # polls between batches, as the training process's streamer does
+        def on_epoch_end(self, trainer, metrics):
+            polled.append(trainer.latest_step_metrics())
+
+    t.set_callbacks([PollAtEpochEnd()])
+    t.recipe = t.recipe.replace(train__max_steps=per_epoch + 3)
+    t.fit()
+    assert (polled[0].step, polled[0].epoch, polled[0].batch) == (per_epoch, 1, per_epoch)  # the epoch's last
+    m = t.latest_step_metrics()
+    assert (m.step, m.epoch, m.batch) == (per_epoch + 3, 2, 3)
+    assert m.images_per_second > 0 and m.eta_seconds == 0.0  # max_steps reached: nothing left
+
+
+def test_evaluation_start_is_announced_before_each_evaluation(data):
+    events = []
+
+    class Evaluations(Callback):
+        def on_evaluation_start(self, trainer, split):
+            events.append(("start", split, trainer.step_count))
+
+        def on_epoch_end(self, trainer, m):
+            events.append(("epoch", m.epoch, trainer.step_count))
+
+        def on_evaluation(self, trainer, ev):
+            events.append(("done", ev.split, ev.step))
+
+    t = Trainer(TINY, recipe(epochs=1, batch_size=100), data, [Evaluations()])
+    t.fit()
+    n = t.step_count
+    assert events == [("start", "val", n), ("start", "test", n), ("done", "test", n), ("epoch", 1, n)]
+
+
 def test_batch_size_one_trains_every_example(data):
     t = Trainer(TINY, recipe(epochs=1, batch_size=1, max_steps=None), data)
     assert t.fit().status == FINISHED
