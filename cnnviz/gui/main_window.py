@@ -429,6 +429,7 @@ class MainWindow(QMainWindow):
         settings.save_experiment(self.preset_name, self.session.recipe)
         self.loader.shutdown()
         self.controller.shutdown()
+        self.controller.dispose()
         super().closeEvent(event)
 
 

@@ -1,8 +1,10 @@
 """Starts, steers and ends training runs for the window, and feeds what they report into the Session."""
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
@@ -13,6 +15,11 @@ from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, RUNNING, STOPPED
                                       Evaluation, FitResult, Saved, StateChanged, StepBatch, WeightsSnapshot)
 from cnnviz.training.runner import TrainingJob
 from cnnviz.gui.training_worker import TrainingWorker
+
+
+_WINDOW_SLOTS = itertools.count(1)  # autosave folders of the windows of this process
+_SLOT_PREFIX = "window-"
+STALE_AUTOSAVE_DAYS = 7  # autosaves of ended windows that were declined or already reopened are kept this long
 
 
 def app_data_dir() -> Path:
@@ -43,8 +50,13 @@ class TrainingController(QObject):
         self._autosave_step: int | None = None  # step of this run's latest autosave
         self.last_result: FitResult | None = None
         self.resume_from: Path | None = None  # set when a saved run was opened: Train continues it
-        self.autosave_path = app_data_dir() / "autosave" / "checkpoint.safetensors"
-        self.marker_path = self.autosave_path.parent / "RUNNING"
+        # Each window autosaves into its own folder, so two windows training at once never overwrite each
+        # other's autosave; the folder name carries the pid that tells a crash from a window still open.
+        self.autosave_root = app_data_dir() / "autosave"
+        self.autosave_dir = self.autosave_root / f"{_SLOT_PREFIX}{os.getpid()}-{next(_WINDOW_SLOTS)}"
+        self.autosave_path = self.autosave_dir / "checkpoint.safetensors"
+        self.marker_path = self.autosave_dir / "RUNNING"
+        self._interrupted_marker: Path | None = None
 
     # -- state -----------------------------------------------------------------------------------------
     @property
@@ -217,22 +229,66 @@ class TrainingController(QObject):
         self.active_changed.emit(False)
 
     def interrupted_run(self) -> Path | None:
-        """The autosave of a run that did not end cleanly last time, if any.
+        """The newest autosave of a run that did not end cleanly, if any (and old leftovers are pruned).
 
-        A marker left by a process that is still alive (this one, or another cnnviz training right now)
-        is a run in progress, not an interrupted one.
+        Each window's run leaves a RUNNING marker beside its autosave while it trains; a marker whose
+        process is still alive (this one, or another cnnviz training right now) is a run in progress, not
+        an interrupted one. Older versions kept one autosave right in the autosave folder: also offered.
         """
-        if not (self.marker_path.exists() and self.autosave_path.exists()):
+        self._prune_stale_autosaves()
+        found = []
+        folders = [self.autosave_root] + sorted(self.autosave_root.glob(f"{_SLOT_PREFIX}*"))
+        for folder in folders:
+            marker, checkpoint = folder / "RUNNING", folder / "checkpoint.safetensors"
+            if folder == self.autosave_dir or not (marker.is_file() and checkpoint.is_file()):
+                continue
+            if _process_alive(_marker_pid(marker)):
+                continue
+            try:
+                found.append((checkpoint.stat().st_mtime, str(checkpoint), marker))
+            except OSError:
+                continue
+        if not found:
             return None
-        if _process_alive(_marker_pid(self.marker_path)):
-            return None
-        return self.autosave_path
+        _, checkpoint, self._interrupted_marker = max(found)
+        return Path(checkpoint)
 
     def clear_interrupted(self) -> None:
-        try:
-            self.marker_path.unlink()
-        except OSError:
-            pass
+        """The interrupted run was offered: do not offer it again (its autosave stays until pruned)."""
+        for marker in (self._interrupted_marker, self.marker_path):
+            if marker is None:
+                continue
+            try:
+                marker.unlink()
+            except OSError:
+                pass
+        self._interrupted_marker = None
+
+    def dispose(self) -> None:
+        """The window closes cleanly: its autosave folder is of no further use (call after `shutdown`)."""
+        if not self.active:
+            shutil.rmtree(self.autosave_dir, ignore_errors=True)
+
+    def _prune_stale_autosaves(self) -> None:
+        """Remove the autosave folders of ended windows (no RUNNING marker, process gone) that are older than
+        STALE_AUTOSAVE_DAYS: interrupted runs that were declined or reopened long ago."""
+        limit = time.time() - STALE_AUTOSAVE_DAYS * 86400
+        for folder in self.autosave_root.glob(f"{_SLOT_PREFIX}*"):
+            try:
+                if (folder == self.autosave_dir or (folder / "RUNNING").exists()
+                        or _process_alive(_folder_pid(folder)) or folder.stat().st_mtime > limit):
+                    continue
+            except OSError:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _folder_pid(folder: Path) -> int | None:
+    """The pid in an autosave folder's name ("window-PID-N")."""
+    try:
+        return int(folder.name[len(_SLOT_PREFIX):].split("-")[0])
+    except ValueError:
+        return None
 
 
 def _marker_pid(path: Path) -> int | None:

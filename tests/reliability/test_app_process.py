@@ -114,7 +114,9 @@ def test_a_killed_app_leaves_no_training_process_and_its_run_is_offered_back(tmp
         time.sleep(0.05)
     assert not alive(child)
     appdata = tmp_path / "appdata"
-    assert (appdata / "autosave" / "RUNNING").exists() and (appdata / "autosave" / "checkpoint.safetensors").exists()
+    (slot,) = (appdata / "autosave").glob("window-*")  # the killed window's own autosave folder
+    assert slot.name.startswith(f"window-{proc.pid}-")
+    assert (slot / "RUNNING").exists() and (slot / "checkpoint.safetensors").exists()
 
     monkeypatch.setenv("CNNVIZ_DATA_DIR", str(appdata))
     asked = []
@@ -124,4 +126,4 @@ def test_a_killed_app_leaves_no_training_process_and_its_run_is_offered_back(tmp
     history = window.session.history
     assert len(history.epochs) >= 1 and len(history.step_loss) >= 40  # at least the first epoch of 40 batches
     assert window.session.trained and window.controller.resume_from is not None
-    assert not (appdata / "autosave" / "RUNNING").exists()
+    assert not (slot / "RUNNING").exists()

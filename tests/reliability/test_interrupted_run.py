@@ -124,3 +124,59 @@ def test_a_marker_without_an_autosave_offers_nothing(make_window, qtbot, app_dir
     window = make_window(confirm=_asker(True, asked))
     qtbot.wait(50)
     assert asked == [] and window.trainer_state() == "idle"
+
+
+def _crash_in_slot(app_dirs, name: str, autosave: bytes, marker: str | None):
+    folder = app_dirs / "appdata" / "autosave" / name
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.safetensors").write_bytes(autosave)
+    if marker is not None:
+        (folder / "RUNNING").write_text(marker)
+    return folder
+
+
+def test_two_windows_autosave_apart_and_a_clean_close_removes_only_its_own(make_window, qtbot, app_dirs):
+    first, second = make_window(), make_window()
+    assert first.controller.autosave_path != second.controller.autosave_path
+    assert first.controller.autosave_path.parent.parent == second.controller.autosave_path.parent.parent
+    for window in (first, second):
+        window.controller.autosave_path.parent.mkdir(parents=True, exist_ok=True)
+        window.controller.autosave_path.write_bytes(b"x")
+    first.close()
+    assert not first.controller.autosave_path.parent.exists()
+    assert second.controller.autosave_path.exists()  # the other window's autosave is left alone
+
+
+def test_the_newest_autosave_of_a_dead_window_is_offered_not_one_of_a_live_one(make_window, qtbot, app_dirs,
+                                                                              autosave_bytes):
+    import os
+
+    dead = _dead_pid()
+    older = _crash_in_slot(app_dirs, f"window-{dead}-1", autosave_bytes[0], f"{dead}\n")
+    newer = _crash_in_slot(app_dirs, f"window-{dead}-2", autosave_bytes[0], f"{dead}\n")
+    live = _crash_in_slot(app_dirs, f"window-{os.getppid()}-1", autosave_bytes[0], f"{os.getppid()}\n")
+    os.utime(older / "checkpoint.safetensors", (1, 1))
+    asked = []
+    window = make_window(confirm=_asker(True, asked))
+    qtbot.waitUntil(lambda: window.trainer_state() == "stopped", timeout=10000)
+    assert asked == [TITLE]
+    assert window.controller.resume_from == newer / "checkpoint.safetensors"
+    assert not (newer / "RUNNING").exists()  # offered once
+    assert (older / "RUNNING").exists() and (live / "RUNNING").exists()
+
+
+def test_old_autosaves_of_ended_windows_are_pruned(make_window, qtbot, app_dirs, autosave_bytes):
+    import os
+    import time
+
+    from cnnviz.gui.training_controller import STALE_AUTOSAVE_DAYS
+
+    dead = _dead_pid()
+    old = _crash_in_slot(app_dirs, f"window-{dead}-1", autosave_bytes[0], None)  # offered long ago
+    recent = _crash_in_slot(app_dirs, f"window-{dead}-2", autosave_bytes[0], None)
+    stamp = time.time() - (STALE_AUTOSAVE_DAYS + 1) * 86400
+    os.utime(old, (stamp, stamp))
+    asked = []
+    make_window(confirm=_asker(True, asked))
+    qtbot.wait(50)
+    assert asked == [] and not old.exists() and recent.exists()
