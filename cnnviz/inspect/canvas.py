@@ -61,6 +61,13 @@ def render_strokes(
     if size < 1 or not width > 0:
         raise ValueError(f"size must be >= 1 and width > 0; got size={size}, width={width}")
     img = np.zeros((size, size), dtype=np.float32)
+    _draw_into(img, strokes, width)
+    return img
+
+
+def _draw_into(img: np.ndarray, strokes: Sequence[Sequence[tuple[float, float]]], width: float) -> None:
+    """Add the strokes' ink to `img` (size x size float32): each pixel keeps its highest coverage."""
+    size = img.shape[0]
     # Coverage of a pixel at distance d from the segment: clip(width/2 - d + 0.5, 0, 1), a 1 px ramp.
     reach = width / 2 + 0.5
     for x0, y0, x1, y1 in _segments(strokes):
@@ -83,7 +90,55 @@ def render_strokes(
         cover = np.clip(np.float32(reach) - np.sqrt(ex * ex + ey * ey), 0, 1)
         box = img[r0:r1, c0:c1]
         np.maximum(box, cover, out=box)
-    return img
+
+
+class StrokeRasterizer:
+    """`render_strokes` for a drawing that grows point by point: only the new segments are drawn.
+
+    Ink coverage is a per-pixel maximum, so adding segments in any order gives the same raster. When the
+    strokes are not the last ones extended (undo, clear, another width), the raster is drawn afresh.
+    """
+
+    def __init__(self, size: int = 280) -> None:
+        self.size = size
+        self._img = np.zeros((size, size), dtype=np.float32)
+        self._width: float | None = None
+        self._drawn: list[tuple[int, tuple[float, float]]] = []  # per stroke: points drawn, its last point
+
+    def render(self, strokes: Sequence[Sequence[tuple[float, float]]], width: float = 18.0) -> np.ndarray:
+        """The raster of `strokes`, as `render_strokes(strokes, size, width)` returns it (a new array)."""
+        if not width > 0:
+            raise ValueError(f"width must be > 0; got {width}")
+        start = self._extends(strokes, width)
+        if start is None:  # redraw from scratch
+            self._img.fill(0)
+            self._width, self._drawn, start = width, [], 0
+            new = [list(stroke) for stroke in strokes]
+        else:  # the last drawn stroke from its last drawn point on, and the strokes after it
+            new = []
+            if self._drawn:
+                count = self._drawn[-1][0]
+                new.append(list(strokes[start][count - 1:]))
+                start += 1
+            new += [list(stroke) for stroke in strokes[start:]]
+        _draw_into(self._img, new, width)
+        self._drawn = [(len(stroke), tuple(stroke[-1])) if len(stroke) else (0, (math.nan, math.nan))
+                       for stroke in strokes]
+        return self._img.copy()
+
+    def _extends(self, strokes, width: float) -> int | None:
+        """Index of the last drawn stroke when `strokes` only add to what was drawn, else None."""
+        drawn = self._drawn
+        if width != self._width or len(strokes) < len(drawn):
+            return None
+        for i, (count, last) in enumerate(drawn):
+            stroke = strokes[i]
+            grows = i == len(drawn) - 1
+            if count == 0 or len(stroke) < count or (len(stroke) != count and not grows):
+                return None
+            if tuple(stroke[count - 1]) != last:
+                return None
+        return max(0, len(drawn) - 1)
 
 
 def _resize(crop: np.ndarray, h: int, w: int) -> np.ndarray:

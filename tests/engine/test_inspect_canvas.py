@@ -142,3 +142,42 @@ def test_raster_values_are_cleaned():
     assert np.isfinite(m).all() and m.max() == pytest.approx(1.0) and m.min() == 0.0
     with pytest.raises(ValueError):
         to_mnist(np.zeros((3, 3, 3)))
+
+
+def test_the_incremental_rasterizer_matches_a_full_render_through_growth_undo_and_width_changes():
+    from cnnviz.inspect.canvas import StrokeRasterizer
+
+    rng = np.random.default_rng(3)
+    raster = StrokeRasterizer(280)
+    strokes: list[list[tuple[float, float]]] = []
+    width = 18.0
+    for k in range(120):
+        action = rng.random()
+        if action < 0.6 and strokes:  # the pen moves on
+            strokes[-1].append(tuple(rng.uniform(-10, 290, 2)))
+        elif action < 0.85:  # a new stroke (a dot until it moves)
+            strokes.append([tuple(rng.uniform(0, 280, 2))])
+        elif action < 0.95 and strokes:  # undo
+            strokes.pop()
+        else:
+            width = float(rng.choice([6.0, 18.0, 30.0]))
+        got = raster.render([list(s) for s in strokes], width)
+        # equal up to float32 rounding (coverage 0..1: segments are computed from other origins)
+        np.testing.assert_allclose(got, render_strokes(strokes, 280, width), atol=1e-4, err_msg=f"after action {k}")
+    got[:] = 0  # a copy: the caller may keep or change it
+    assert raster.render(strokes, width).any() == bool(strokes)
+
+
+def test_the_incremental_rasterizer_draws_only_the_new_segments(monkeypatch):
+    import cnnviz.inspect.canvas as canvas
+
+    drawn = []
+    real = canvas._draw_into
+    monkeypatch.setattr(canvas, "_draw_into",
+                        lambda img, strokes, width: (drawn.append(strokes), real(img, strokes, width)))
+    raster = canvas.StrokeRasterizer(280)
+    stroke = [(10.0, 10.0)]
+    for i in range(1, 200):
+        stroke.append((10.0 + i, 10.0 + (i % 7)))
+        raster.render([list(stroke)], 18.0)
+    assert all(len(parts) == 1 and len(parts[0]) == 2 for parts in drawn[1:])  # one new segment each time

@@ -1,7 +1,8 @@
 """Draw a digit and watch the network read it: the 28 x 28 image it sees, live class probabilities and
 where it looks (saliency / Grad-CAM).
 
-Every update is one ``render_strokes`` + ``to_mnist`` + one forward pass (a few ms), so predictions
+Every update draws only the new pen segments (``StrokeRasterizer``), then one ``to_mnist`` and one forward
+pass (a few ms), so predictions
 follow the pen while drawing; weight updates from a running training are coalesced to <= 10 Hz.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.gui.session import InputImage
 from cnnviz.gui.widgets.colormaps import sequential_lut
 from cnnviz.gui.widgets.draw_canvas import CANVAS_PIXELS, DEFAULT_STROKE_WIDTH, DrawCanvas, Throttle
-from cnnviz.inspect.canvas import render_strokes, to_mnist
+from cnnviz.inspect.canvas import StrokeRasterizer, to_mnist
 from cnnviz.inspect.saliency import grad_cam, saliency
 
 OVERLAYS = ("None", "Saliency", "Grad-CAM")
@@ -132,6 +133,7 @@ class DrawPanel(QWidget):
         self._probs: list[float] = []
         self._pixels: np.ndarray | None = None
         self._heat: np.ndarray | None = None
+        self._rasterizer = StrokeRasterizer(CANVAS_PIXELS)  # the drawing's raster, grown stroke by stroke
         self._dirty = False
         self._weights_throttle = Throttle(100, self._refresh, self)  # training sends weights at ~5 Hz
         self._build()
@@ -303,7 +305,7 @@ class DrawPanel(QWidget):
         had = self._pixels is not None
         pixels = None
         if not self.canvas.is_empty():
-            raster = render_strokes(self.canvas.strokes(), CANVAS_PIXELS, self.canvas.stroke_width())
+            raster = self._rasterizer.render(self.canvas.strokes(), self.canvas.stroke_width())
             pixels = to_mnist(raster)
         names = tuple(session.class_names)
         self._pixels, self._probs, self._heat = pixels, [], None
