@@ -96,49 +96,42 @@ class StrokeRasterizer:
     """`render_strokes` for a drawing that grows point by point: only the new segments are drawn.
 
     Ink coverage is a per-pixel maximum, so adding segments in any order gives the same raster. When the
-    strokes are not the last ones extended (undo, clear, another width), the raster is drawn afresh.
+    strokes are not exactly the last ones with points or strokes added at the end (undo, clear, another
+    width), the raster is drawn afresh.
     """
 
     def __init__(self, size: int = 280) -> None:
         self.size = size
         self._img = np.zeros((size, size), dtype=np.float32)
         self._width: float | None = None
-        self._drawn: list[tuple[int, tuple[float, float]]] = []  # per stroke: points drawn, its last point
+        self._drawn: list[list[tuple[float, float]]] = []  # copies of the strokes in the raster
 
     def render(self, strokes: Sequence[Sequence[tuple[float, float]]], width: float = 18.0) -> np.ndarray:
         """The raster of `strokes`, as `render_strokes(strokes, size, width)` returns it (a new array)."""
         if not width > 0:
             raise ValueError(f"width must be > 0; got {width}")
-        start = self._extends(strokes, width)
-        if start is None:  # redraw from scratch
+        strokes = [[tuple(point) for point in stroke] for stroke in strokes]
+        if self._extends(strokes, width):  # the last drawn stroke from its last drawn point on, and new ones
+            last = len(self._drawn) - 1
+            new = [strokes[last][len(self._drawn[last]) - 1:]] if self._drawn else []
+            new += strokes[last + 1:]
+        else:
             self._img.fill(0)
-            self._width, self._drawn, start = width, [], 0
-            new = [list(stroke) for stroke in strokes]
-        else:  # the last drawn stroke from its last drawn point on, and the strokes after it
-            new = []
-            if self._drawn:
-                count = self._drawn[-1][0]
-                new.append(list(strokes[start][count - 1:]))
-                start += 1
-            new += [list(stroke) for stroke in strokes[start:]]
+            self._width, new = width, strokes
         _draw_into(self._img, new, width)
-        self._drawn = [(len(stroke), tuple(stroke[-1])) if len(stroke) else (0, (math.nan, math.nan))
-                       for stroke in strokes]
+        self._drawn = strokes
         return self._img.copy()
 
-    def _extends(self, strokes, width: float) -> int | None:
-        """Index of the last drawn stroke when `strokes` only add to what was drawn, else None."""
+    def _extends(self, strokes: list, width: float) -> bool:
+        """True when `strokes` are the drawn ones with points added to the last and/or new strokes after it."""
         drawn = self._drawn
         if width != self._width or len(strokes) < len(drawn):
-            return None
-        for i, (count, last) in enumerate(drawn):
-            stroke = strokes[i]
-            grows = i == len(drawn) - 1
-            if count == 0 or len(stroke) < count or (len(stroke) != count and not grows):
-                return None
-            if tuple(stroke[count - 1]) != last:
-                return None
-        return max(0, len(drawn) - 1)
+            return False
+        if not drawn:
+            return True
+        last = len(drawn) - 1
+        return strokes[:last] == drawn[:last] and len(drawn[last]) > 0 \
+            and strokes[last][:len(drawn[last])] == drawn[last]
 
 
 def _resize(crop: np.ndarray, h: int, w: int) -> np.ndarray:

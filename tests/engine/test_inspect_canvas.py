@@ -181,3 +181,14 @@ def test_the_incremental_rasterizer_draws_only_the_new_segments(monkeypatch):
         stroke.append((10.0 + i, 10.0 + (i % 7)))
         raster.render([list(stroke)], 18.0)
     assert all(len(parts) == 1 and len(parts[0]) == 2 for parts in drawn[1:])  # one new segment each time
+
+
+def test_the_incremental_rasterizer_redraws_when_an_earlier_stroke_differs_inside():
+    """A drawing cleared and redrawn with the same number of points and the same end points, but another
+    path in between, is not taken for an extension of the old one."""
+    from cnnviz.inspect.canvas import StrokeRasterizer
+
+    raster = StrokeRasterizer(280)
+    raster.render([[(20.0, 20.0), (140.0, 250.0), (260.0, 20.0)], [(10.0, 10.0)]], 18.0)
+    redrawn = [[(20.0, 20.0), (140.0, 30.0), (260.0, 20.0)], [(10.0, 10.0), (50.0, 60.0)]]
+    np.testing.assert_array_equal(raster.render(redrawn, 18.0) > 0.5, render_strokes(redrawn, 280, 18.0) > 0.5)
