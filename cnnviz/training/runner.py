@@ -165,6 +165,9 @@ class TrainingProcess:
 
 
 # ---- the child side ---------------------------------------------------------------------------------
+PAUSED_TICK_INTERVAL = 0.02  # seconds between ticks while the run is paused (parked, so they are free)
+
+
 class _Streamer(Callback):
     """Sends throttled plain-data messages to the parent.
 
@@ -197,8 +200,9 @@ class _Streamer(Callback):
 
     # -- pacing (control thread) -----------------------------------------------------------------------
     def due_in(self, now: float) -> float:
-        """Seconds until metrics or a snapshot are due (<= 0: due now)."""
-        due = self.last_flush + self.job.metrics_interval
+        """Seconds until metrics or a snapshot are due (<= 0: due now). While paused, the loop is parked and
+        a tick costs nothing, so it is asked for at 50 Hz: a single Step shows its result without delay."""
+        due = self.last_flush + (PAUSED_TICK_INTERVAL if self.paused else self.job.metrics_interval)
         if self.snapshot_acked:
             due = min(due, self.next_snapshot)
         return due - now
@@ -252,7 +256,8 @@ class _Streamer(Callback):
     def on_evaluation_start(self, trainer, split) -> None:
         """An evaluation can take a second: send the steps and (if due) the weights it is about to judge."""
         self.flush()
-        if self.snapshot_acked and time.perf_counter() >= self.next_snapshot and self.snapshot_step != trainer.step_count:
+        due = self.snapshot_acked and time.perf_counter() >= self.next_snapshot
+        if due and self.snapshot_step != trainer.step_count:
             self.send_snapshot(trainer)
 
     def on_evaluation(self, trainer, evaluation) -> None:
@@ -290,7 +295,7 @@ def _control_loop(conn, trainer, streamer: _Streamer, done: threading.Event) -> 
         wait = streamer.due_in(time.perf_counter())
         if wait <= 0:  # metrics or a snapshot are due: the training thread sends them between two batches
             streamer.request_tick(trainer)
-            wait = 0.05
+            wait = PAUSED_TICK_INTERVAL if streamer.paused else 0.05
         try:
             if not conn.poll(min(0.05, wait)):
                 continue

@@ -159,7 +159,7 @@ class Trainer:
                             self._settle_accuracy()
                         accuracy = None
                     totals[0] += loss * size; totals[2] += size
-                    self._after_step(loss, accuracy, size, started)
+                    self._after_step(loss, accuracy, size)
                     if cfg.max_steps is not None and self.step_count >= cfg.max_steps:
                         break
                 else:
@@ -231,7 +231,7 @@ class Trainer:
             index = order[start:start + size]
             yield images[index], labels[index]
 
-    def _after_step(self, loss: float, accuracy: float | None, images: int, started: float) -> None:
+    def _after_step(self, loss: float, accuracy: float | None, images: int) -> None:
         self.step_count += 1
         self.batch_in_epoch += 1
         self._images_done += images
