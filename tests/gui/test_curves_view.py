@@ -181,3 +181,18 @@ def test_exports_write_png_and_csv(view, session, tmp_path):
     np.testing.assert_allclose(table[:, 1], loss, rtol=1e-5)
     np.testing.assert_allclose(table[:, 2], reference_average(loss), rtol=1e-5)
     assert (tmp_path / "curves_epochs.csv").read_text() == session.history.to_csv()
+
+
+def test_the_lr_strip_spans_zero_to_the_highest_rate_and_labels_it(view, session, qtbot):
+    loss, acc, _ = synthetic(300)
+    lr = (0.002 * np.exp(-np.arange(300) / 100)).astype(np.float32)  # a decaying schedule
+    feed(session, loss, acc, lr)
+    axis = view.lr_plot.getPlotItem().getAxis("left")
+
+    def fitted():
+        low, high = view.lr_plot.getPlotItem().getViewBox().viewRange()[1]
+        return low < 0 < 0.002 < high < 0.004 and axis._tickLevels == [[(float(lr[0]), "0.002")], []]
+
+    qtbot.waitUntil(fitted, timeout=3000)  # not auto-range's padded span around a flat line
+    session.reset_history()
+    qtbot.waitUntil(lambda: axis._tickLevels == [[], []], timeout=3000)

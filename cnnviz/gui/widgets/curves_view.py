@@ -53,6 +53,7 @@ class StepBuffers:
     def __init__(self, capacity: int = 4096) -> None:
         self.n = 0
         self.finite = True  # no NaN/inf so far: curves may skip their finite checks
+        self.lr_max = 0.0  # the highest finite learning rate so far (the lr plot's range)
         self._arrays = {k: np.zeros(capacity, t) for k, t in self._FIELDS.items()}
 
     def clear(self) -> None:
@@ -80,6 +81,9 @@ class StepBuffers:
         a["loss"][s] = losses
         a["accuracy"][s] = accuracies
         a["lr"][s] = lrs
+        finite_lrs = a["lr"][s][np.isfinite(a["lr"][s])]
+        if finite_lrs.size:
+            self.lr_max = max(self.lr_max, float(finite_lrs.max()))
         a["loss_ma"][s] = trailing_mean(a["loss"], self.n, need)
         a["accuracy_ma"][s] = trailing_mean(a["accuracy"], self.n, need)
         self.finite = self.finite and all(bool(np.isfinite(a[f][s]).all()) for f in ("loss", "accuracy", "lr"))
@@ -174,6 +178,11 @@ class CurvesView(QWidget):
         acc_axis = self.accuracy_plot.getPlotItem().getAxis("left")
         acc_axis.setScale(100.0)  # accuracies are fractions; ticks read as percent
         self.lr_plot.getPlotItem().setLabel("bottom", "step (batch)")
+        # The lr plot is a strip: auto-range would pad a constant lr to a meaningless +-0.x span and crowd
+        # the axis with overlapping labels. It shows 0 to above the highest lr, which is labelled.
+        self.lr_plot.getPlotItem().getViewBox().enableAutoRange(y=False)
+        self.lr_plot.getPlotItem().getAxis("left").setStyle(hideOverlappingLabels=False)
+        self._lr_top: float | None = None
         for plot in (self.accuracy_plot, self.lr_plot):
             plot.setXLink(self.loss_plot)
         self.loss_plot.setToolTip("Loss per batch (light), its moving average over the last "
@@ -301,6 +310,7 @@ class CurvesView(QWidget):
         # Fit the auto-ranges now: fitted when the scene prepares to paint (pyqtgraph's default), the
         # new range changes the items again and every plot is painted twice per redraw. The loss plot
         # goes last again: fitting the x-linked plots echoes their x range back to it.
+        self._fit_lr_range()
         for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot, self.loss_plot):
             plot.getPlotItem().getViewBox().updateAutoRange()
         if b.n == 0:
@@ -309,6 +319,16 @@ class CurvesView(QWidget):
                 line.hide()
         elif not self._cursors[0].isVisible():
             self._readout.setText(self._summary(b.n - 1, "latest"))
+
+    def _fit_lr_range(self) -> None:
+        """The lr strip spans 0 to above the highest learning rate, which is its one labelled tick."""
+        top = self.buffers.lr_max if self.buffers.n and self.buffers.lr_max > 0 else 1.0
+        if top == self._lr_top:
+            return
+        self._lr_top = top
+        self.lr_plot.setYRange(-0.1 * top, 1.6 * top, padding=0)  # room above for the label (a 30 px strip)
+        ticks = [(top, f"{top:.3g}")] if self.buffers.n else []
+        self.lr_plot.getPlotItem().getAxis("left").setTicks([ticks, []])
 
     def _draw_markers(self) -> None:
         steps = np.array([s for s, _ in self._epochs], dtype=np.float64)
