@@ -7,6 +7,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from cnnviz.config import DataConfig
 from cnnviz.errors import CnnvizError
+from cnnviz.gui.worker_threads import return_to_gui_thread
 
 
 class _LoadWorker(QObject):
@@ -31,6 +32,7 @@ class _LoadWorker(QObject):
         except Exception as exc:  # a bug must not kill the thread silently
             self.failed.emit(f"could not load the data: {type(exc).__name__}: {exc}")
         finally:
+            return_to_gui_thread(self)  # deleted there, never in this thread (see worker_threads.py)
             self.finished.emit()
 
     def _progress(self, done: int, total: int | None, message: str = "") -> None:
@@ -71,7 +73,6 @@ class DataLoader(QObject):
         self._worker.failed.connect(self._on_failed)
         # direct: QThread.quit is thread-safe, and a queued call would wait for a GUI thread blocked in wait()
         self._worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
-        self._worker.finished.connect(self._worker.deleteLater)
         self._thread.finished.connect(self._on_thread_finished)
         self._thread.start()
         self.busy_changed.emit(True)
@@ -106,9 +107,11 @@ class DataLoader(QObject):
     def _on_thread_finished(self) -> None:
         if self._thread is None:
             return
-        # `finished` comes just before the thread deletes the worker (deleteLater); dropping our reference
-        # to it while that runs deletes it twice (a crash): let the thread end first (microseconds)
+        # `finished` comes just before the thread ends: let it end first (microseconds). The worker moved
+        # itself back to this thread (worker_threads.py), so it is deleted here, never in its own thread.
         self._thread.wait()
-        thread, self._thread, self._worker = self._thread, None, None
+        thread, worker, self._thread, self._worker = self._thread, self._worker, None, None
         thread.deleteLater()
+        if worker is not None:
+            worker.deleteLater()
         self.busy_changed.emit(False)

@@ -95,7 +95,6 @@ class TrainingController(QObject):
         self._worker.message_received.connect(self._on_message)
         # direct: QThread.quit is thread-safe, and a queued call would wait for a GUI thread blocked in wait()
         self._worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
-        self._worker.finished.connect(self._worker.deleteLater)
         self._thread.finished.connect(self._on_thread_finished)
         self._thread.start()
         s.set_state(PAUSED if paused else RUNNING)
@@ -215,11 +214,13 @@ class TrainingController(QObject):
     def _on_thread_finished(self) -> None:
         if self._thread is None:
             return
-        # `finished` comes just before the thread deletes the worker (deleteLater); dropping our reference
-        # to it while that runs deletes it twice (a crash): let the thread end first (microseconds)
+        # `finished` comes just before the thread ends: let it end first (microseconds). The worker moved
+        # itself back to this thread (worker_threads.py), so it is deleted here, never in its own thread.
         self._thread.wait()
-        thread, self._thread, self._worker = self._thread, None, None
+        thread, worker, self._thread, self._worker = self._thread, self._worker, None, None
         thread.deleteLater()
+        if worker is not None:
+            worker.deleteLater()
         try:
             self.marker_path.unlink()
         except OSError:

@@ -1,7 +1,7 @@
 """The window's training thread: it drives a training *process* and relays its messages as Qt signals.
 
 The recipe of superqt/napari: a parentless QObject moved to a QThread, `started -> run`,
-`finished -> quit`, `deleteLater` on both. Control arrives as thread-safe method calls (a queue the
+`finished -> quit`, `deleteLater` on both (the worker from the GUI thread, see worker_threads.py). Control arrives as thread-safe method calls (a queue the
 loop drains), never as signals into the busy loop.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import threading
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from cnnviz.gui.worker_threads import return_to_gui_thread
 from cnnviz.training.messages import FAILED, FitResult
 from cnnviz.training.runner import TrainingJob, TrainingProcess
 
@@ -57,6 +58,7 @@ class TrainingWorker(QObject):
                 else:
                     process.close()  # the run is over (the child may still be exiting): free the pipes and memory
             finally:
+                return_to_gui_thread(self)  # deleted there, never in this thread (see worker_threads.py)
                 self.finished.emit()  # whatever happened, the window must learn that the thread is done
 
     def _drain_commands(self, process: TrainingProcess) -> None:
