@@ -49,7 +49,7 @@ def test_round_trip_keeps_everything(saved):
     assert ckpt.history.step_loss == pytest.approx(trainer.history.step_loss)
     assert [e.epoch for e in ckpt.history.epochs] == [1, 2]
     for key, value in trainer.model.state_dict().items():
-        assert torch.equal(ckpt.model_state[key], value)
+        assert torch.equal(ckpt.model_state[key], value.cpu())
     assert "running_mean" in " ".join(ckpt.model_state)  # batch-norm buffers are kept
     model = ckpt.build_model()
     assert not model.training
@@ -194,6 +194,6 @@ def test_sigkill_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, sa
     assert proc.returncode == -signal.SIGKILL
     ckpt = load_checkpoint(path)  # the old file, whole
     for key, value in trainer.model.state_dict().items():
-        assert torch.equal(ckpt.model_state[key], value)
+        assert torch.equal(ckpt.model_state[key], value.cpu())
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "run.safetensors"]
     assert all(name.endswith(".tmp") for name in leftovers)  # only the dead temp file, never a half checkpoint
