@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -250,35 +251,66 @@ def _print_evaluation(evaluation, class_names) -> None:
 
 
 class _Progress(Callback):
-    """A one-line progress bar with throughput and ETA on stderr, redrawn at most 10 times a second."""
+    """A one-line progress bar with throughput and ETA on stderr, redrawn 10 times a second (every 5 s when
+    stderr is not a terminal).
+
+    It asks the training thread for the latest metrics between two batches (`control.call_soon`) instead of
+    listening to every step, which keeps the Trainer on its cheapest path (a step listener costs ~4% of a
+    cntk-conv step)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
         self._last = 0.0
         self._dirty = False
+        self.interval = 0.1 if self.tty else 5.0  # seconds between two redraws of the line
+        self._test = None  # a test evaluation not shown yet
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
 
-    def on_step_end(self, trainer, m) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self._last < (0.1 if self.tty else 5.0):
+    def on_fit_start(self, trainer) -> None:
+        if not self.enabled:
             return
-        self._last = now
+        interval = self.interval
+
+        def poll() -> None:
+            while not self._stop.wait(interval):
+                trainer.control.call_soon(lambda: self.show(trainer.latest_step_metrics()))
+
+        self._stop.clear()
+        self._poller = threading.Thread(target=poll, name="cnnviz-progress", daemon=True)
+        self._poller.start()
+
+    def on_fit_end(self, trainer, result) -> None:
+        if self._poller is not None:
+            self._stop.set()
+            self._poller.join()
+            self._poller = None
+        self._test = None
+
+    def show(self, m) -> None:
+        """Redraw the line from a step's metrics (None before the first step: nothing to show)."""
+        if m is None or not self.enabled:
+            return
         eta = _fmt_seconds(m.eta_seconds) if m.eta_seconds is not None else "?"
         bar = "#" * int(m.progress * 30)
+        rate = f"{m.images_per_second:,.0f}" if m.images_per_second > 0 else "-"  # one poll gives no rate yet
         line = (f"epoch {m.epoch}/{m.epochs} [{bar:<30}] {m.progress * 100:5.1f}% loss {m.loss:.4f} "
-                f"acc {m.accuracy * 100:5.1f}% {m.images_per_second:,.0f} img/s ETA {eta}")
+                f"acc {m.accuracy * 100:5.1f}% {rate} img/s ETA {eta}")
         self._write(line)
 
     def on_epoch_end(self, trainer, m) -> None:
         if not self.enabled:
             return
         val = f", val acc {m.val_accuracy * 100:.2f}%" if m.val_accuracy is not None else ""
-        self._write(f"epoch {m.epoch}: loss {m.train_loss:.4f}, train acc {m.train_accuracy * 100:.2f}%{val}, "
+        test, self._test = self._test, None  # the epoch's test evaluation comes just before its end
+        test = f", test acc {test.accuracy * 100:.2f}%" if test is not None else ""
+        self._write(f"epoch {m.epoch}: loss {m.train_loss:.4f}, train acc {m.train_accuracy * 100:.2f}%{val}{test}, "
                     f"{m.seconds:.1f} s, {m.images_per_second:,.0f} img/s", newline=True)
 
     def on_evaluation(self, trainer, evaluation) -> None:
         if self.enabled:
-            self._write(f"  test accuracy {evaluation.accuracy * 100:.2f}%", newline=True)
+            self._test = evaluation  # shown on its epoch's line (the final one is printed with the results)
 
     def download(self, done: int, total: int | None, message: str = "") -> None:
         now = time.monotonic()

@@ -59,6 +59,29 @@ def test_train_text_output_shows_progress_and_per_class(capsys):
     assert code == 0 and "test accuracy" in out and out.count("%") >= 11
 
 
+def test_progress_line_polls_between_batches_and_listens_to_no_step(capsys):
+    """The progress line asks for the latest metrics between batches, so the Trainer stays on its fast path
+    (no step listener); it shows the metrics of a real step and its poller ends with the fit."""
+    from cnnviz.cli import _Progress
+    from cnnviz.config import DataConfig
+    from cnnviz.data.prepare import load_data
+    from cnnviz.training.callbacks import bound_hooks
+    from cnnviz.training.trainer import Trainer
+
+    progress = _Progress(enabled=True)
+    progress.interval = 0.002
+    assert not bound_hooks([progress], "on_step_end")
+    preset = PRESETS["cntk-conv"]
+    recipe = preset.recipe.replace(data__validation="none", train__epochs=3, train__evaluate_test=False)
+    trainer = Trainer(preset.spec, recipe, load_data(recipe.data), callbacks=[progress])
+    result = trainer.fit()
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if "img/s" in line and "ETA" in line]
+    assert result.status == "finished" and lines, err
+    assert all(line.startswith("epoch ") and " loss " in line and "nan" not in line for line in lines)
+    assert progress._poller is None
+
+
 def test_evaluate_a_run(capsys, run_dir):
     code, out, _ = run(capsys, "evaluate", str(run_dir), "--json")
     result = json.loads(out)
