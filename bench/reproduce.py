@@ -67,20 +67,20 @@ def main() -> int:
 
 def render(results: dict) -> str:
     lines = ["| preset | params | epochs | train / test examples | our test accuracy | tutorial | difference | "
-             "wall time | images/s | date |", "|---|---|---|---|---|---|---|---|---|---|"]
-    machines = set()
+             "wall time | images/s | date, machine |", "|---|---|---|---|---|---|---|---|---|---|"]
+    machines = sorted({f"{r['machine']} ({r['threads']} torch threads)" for r in results.values()})
     for name, r in results.items():
         ours = r["test_accuracy"]
         reported = r["reported"]
         diff = f"{(ours - reported) * 100:+.2f} pts" if ours is not None and reported else "-"
         tut = r["reported_note"] or (f"{reported * 100:.2f}%" if reported else "not given")
         epochs = f"{r['epochs']}" + ("" if r["epochs"] == r["recipe_epochs"] else f" (recipe {r['recipe_epochs']})")
+        where = machines.index(f"{r['machine']} ({r['threads']} torch threads)") + 1
         lines.append(f"| `{name}` | {r['params']:,} | {epochs} | {r['train_examples']:,} / {r['test_examples']:,} | "
                      f"{ours * 100:.2f}% | {tut} | {diff} | {r['seconds']:.0f} s | {r['images_per_second']:,.0f} | "
-                     f"{r['date']} |")
-        machines.add(f"{r['machine']} ({r['threads']} torch threads)")
+                     f"{r['date']} [{where}] |")
     lines.append("")
-    lines.append("Machine: " + "; ".join(sorted(machines)))
+    lines.append("Machines: " + "; ".join(f"[{k}] {m}" for k, m in enumerate(machines, 1)))
     return "\n".join(lines)
 
 
