@@ -191,8 +191,9 @@ class CurvesView(QWidget):
                                       "validation and test accuracy")
         self.lr_plot.setToolTip("Learning rate at each step")
 
-        # Legends in the corner the curves leave empty: loss falls (top right), accuracy rises (bottom right).
-        legend = dict(brush=(255, 255, 255, 200), labelTextColor=(20, 20, 20), verSpacing=-4)
+        # Legends in the corner the curves leave empty: loss falls (top right), accuracy rises (bottom right);
+        # two columns, so that they stay out of the way in short plots.
+        legend = dict(brush=(255, 255, 255, 200), labelTextColor=(20, 20, 20), verSpacing=-4, colCount=2)
         self.loss_plot.addLegend(offset=(-8, 8), **legend)
         self.accuracy_plot.addLegend(offset=(-8, -8), **legend)
         light = 110
