@@ -328,7 +328,7 @@ class DrawPanel(QWidget):
         self.bars.set_data(names, self._probs)
         if self._probs:
             top = int(np.argmax(self._probs))
-            self.headline.setText(f"Prediction: {names[top]}  ({self._probs[top] * 100:.0f}%)")
+            self.headline.setText(f"Prediction: {names[top]}  ({self._probs[top] * 100:.1f}%)")  # as its bar says
         else:
             self.headline.setText("No prediction")
         self.prediction_changed.emit(list(self._probs))
