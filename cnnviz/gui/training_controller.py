@@ -9,7 +9,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from cnnviz.errors import CnnvizError
 from cnnviz.gui.session import Session
 from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, RUNNING, STOPPED, EpochMetrics,
                                       Evaluation, FitResult, Saved, StateChanged, StepBatch, WeightsSnapshot)
@@ -47,7 +46,6 @@ class TrainingController(QObject):
         self._worker: TrainingWorker | None = None
         self._pending_save: str | None = None
         self.last_checkpoint: Path | None = None  # the run's latest checkpoint on disk (autosave)
-        self._autosave_step: int | None = None  # step of this run's latest autosave
         self.last_result: FitResult | None = None
         self.resume_from: Path | None = None  # set when a saved run was opened: Train continues it
         # Each window autosaves into its own folder, so two windows training at once never overwrite each
@@ -83,7 +81,6 @@ class TrainingController(QObject):
         job = TrainingJob(spec=s.spec.to_dict(), recipe=recipe, resume_from=resume,
                           autosave_path=str(self.autosave_path), start_paused=paused)
         self.resume_from = None
-        self._autosave_step = None
         self.autosave_path.parent.mkdir(parents=True, exist_ok=True)
         # the owner's pid: a marker of a process still running (another window training now) is no crash
         self.marker_path.write_text(f"{os.getpid()}\na run was in progress; this file is removed when it ends "
@@ -184,31 +181,16 @@ class TrainingController(QObject):
         elif isinstance(message, Saved):
             if message.autosave:
                 self.last_checkpoint = Path(message.path)
-                self._autosave_step = message.step
             elif message.path == self._pending_save:
                 self._pending_save = None
                 self.saved.emit(message.path)
         elif isinstance(message, FitResult):
             self.last_result = message
-            if message.status == FAILED:
-                self._show_kept_weights(message)
+            if message.status == FAILED:  # the run went back to its last good state: so do the curves
+                s.reset_history(s.history.truncated(message.steps, message.epochs_completed))
                 s.message.emit("error", message.error or "training failed")
             s.set_state(message.status)
             self.run_finished.emit(message)
-
-    def _show_kept_weights(self, result: FitResult) -> None:
-        """A failed run went back to its last good weights and autosaved them: show those, not the last
-        snapshot, which may already hold the diverged weights."""
-        if result.steps == 0 or self._autosave_step != result.steps or self.last_checkpoint is None:
-            return
-        from cnnviz.training.checkpoint import load_checkpoint
-
-        try:
-            checkpoint = load_checkpoint(self.last_checkpoint)
-        except CnnvizError:
-            return
-        if checkpoint.spec.named() == self.session.model.spec:
-            self.session.load_weights(checkpoint.model_state, checkpoint.step)
 
     @Slot()
     def _on_thread_finished(self) -> None:

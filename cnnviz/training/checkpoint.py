@@ -237,5 +237,5 @@ def resume_trainer(checkpoint: Checkpoint, data: PreparedData, callbacks=(), rec
         trainer.epoch_shuffle_state = checkpoint.rng["shuffle_epoch"]
     if "torch" in checkpoint.rng:
         torch.set_rng_state(checkpoint.rng["torch"])
-    trainer._good_state = trainer._state_copy()
+    trainer.remember_good_state()
     return trainer

@@ -39,6 +39,11 @@ class History:
             test_accuracy=[float(v) for v in test_accuracy],
         )
 
+    def truncated(self, steps: int, epochs: int) -> "History":
+        """A copy holding the first `steps` steps and `epochs` epochs (a failed run's kept state)."""
+        return History(self.step_loss[:steps], self.step_accuracy[:steps], self.step_lr[:steps],
+                       self.epochs[:epochs], self.test_accuracy[:epochs])
+
     def to_csv(self) -> str:
         """Per-epoch metrics as CSV text (what `cnnviz train --out` writes)."""
         lines = ["epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_accuracy,lr,seconds,images_per_second"]

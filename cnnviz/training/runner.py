@@ -9,7 +9,9 @@ snapshots at most every `snapshot_interval` seconds and only after the parent ac
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import sys
 import threading
 import time
 import traceback
@@ -58,7 +60,8 @@ class TrainingProcess:
         self._weights = SharedWeightsReader()
 
     def start(self) -> None:
-        self._process.start()
+        with _spawned_without_callers_main():
+            self._process.start()
         for end in self._child_ends:
             end.close()
 
@@ -164,6 +167,34 @@ class TrainingProcess:
         self._weights.close()  # the child is gone: free the shared weights block
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _spawned_without_callers_main():
+    """Start spawned children as if the program were `python -m cnnviz`, whatever the caller's `__main__` is.
+
+    multiprocessing's spawn re-runs the parent's main script in the child (as `__mp_main__`) so that pickled
+    objects defined there can be found. The training child needs nothing from it, and a user's script without
+    an `if __name__ == "__main__":` guard would run again in the child, build its own window and start
+    training again there ("An attempt has been made to start a new process before the current process has
+    finished its bootstrapping phase"). While the child is being launched, `__main__` reads as cnnviz's own
+    entry module, which spawn does not re-run (a `*.__main__` module is skipped)."""
+    import importlib.util
+    import types
+
+    with _MAIN_LOCK:
+        real = sys.modules.get("__main__")
+        stand_in = types.ModuleType("__main__")
+        stand_in.__spec__ = importlib.util.find_spec("cnnviz.__main__")
+        sys.modules["__main__"] = stand_in
+        try:
+            yield
+        finally:
+            if real is not None:
+                sys.modules["__main__"] = real
+
+
 # ---- the child side ---------------------------------------------------------------------------------
 PAUSED_TICK_INTERVAL = 0.02  # seconds between ticks while the run is paused (parked, so they are free)
 
@@ -267,8 +298,8 @@ class _Streamer(Callback):
     def on_state_change(self, trainer, state, message) -> None:
         self.flush()
         self.paused = state == PAUSED
-        if state in (PAUSED, FINISHED, STOPPED, FAILED) and trainer.step_count > 0:
-            self.send_snapshot(trainer)  # show the exact weights the run paused or ended on
+        if state in (PAUSED, FINISHED, STOPPED) and trainer.step_count > 0 or state == FAILED:
+            self.send_snapshot(trainer)  # the exact weights the run paused or ended on (failed: went back to)
         from cnnviz.training.messages import StateChanged
 
         self.send(StateChanged(state, message))

@@ -1,6 +1,7 @@
 """The training loop. It knows nothing of its consumers: everything else arrives as callbacks."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -49,7 +50,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def default_threads() -> int:
-    """Torch threads to use: every core but one, which is left for the window (at least 1)."""
+    """Torch threads of the window's training process: every core but one, which is left for the window
+    (at least 1). Two threads beside a busy window on 2 cores collapse (OpenMP waits on the preempted
+    thread), so the window keeps a core. Headless training keeps torch's own default: every core."""
     return max(1, (os.cpu_count() or 1) - 1)
 
 
@@ -83,7 +86,8 @@ class Trainer:
         self.set_callbacks(callbacks)
         weights = data.class_weights.to(self.device) if data.class_weights is not None else None
         self._class_weights = weights
-        self._good_state = self._state_copy()
+        self._good: _GoodState | None = None
+        self.remember_good_state()
         self._lr: float | None = None  # the learning rate last written into the optimizer
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # (logits, labels) of steps not yet counted
         self._pending_limit = _ACCURACY_BATCH
@@ -123,18 +127,22 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------------
     def fit(self) -> FitResult:
         """Train until the recipe's epochs are done, a stop is requested, or training fails."""
-        torch.set_num_threads(self.recipe.train.threads or default_threads())
+        if self.recipe.train.threads:  # else the process's setting: torch's default (every core) headless,
+            torch.set_num_threads(self.recipe.train.threads)  # cores - 1 in the window's training process
         cfg = self.recipe.train
         started = time.perf_counter()
         self._start_step, self._rate, self._fit_started = self.step_count, _Rate(), started
         self._polled_rate, self._images_done, self._images_polled = _Rate(), 0, 0
         status, error = FINISHED, None
         self._parked = False
+        self.remember_good_state()  # a failure goes back to where this fit started, or a later epoch end
         self._emit("on_fit_start", self)
         self._emit("on_state_change", self, RUNNING, "")
         try:
             self._check_sizes()
             while self.epoch < cfg.epochs:
+                if cfg.max_steps is not None and self.step_count >= cfg.max_steps:
+                    break  # before this epoch's shuffle is drawn, so a resumed run draws the same one
                 self.model.train()
                 epoch_started = time.perf_counter()
                 self._hits = 0  # right predictions this epoch (counted at once or by _settle_accuracy)
@@ -185,6 +193,7 @@ class Trainer:
         watchers = self._hooks["on_step_end"]
         max_steps = self.recipe.train.max_steps
         order, images, labels, size, starts = self._epoch_plan()
+        last = starts[-1] if starts else None
         loss_sum, seen = 0.0, 0
         for start in starts:
             if not control.idle:  # a pause, stop or queued call: the slow path (lock-free check)
@@ -224,15 +233,21 @@ class Trainer:
                 pending.append((logits.detach(), y))
                 if len(pending) >= limit:
                     self._settle_accuracy()
-            if max_steps is not None and self.step_count >= max_steps:
-                return None, loss_sum, seen
+            if max_steps is not None and self.step_count >= max_steps and start != last:
+                return None, loss_sum, seen  # (on the epoch's last batch the epoch ends first, as it should)
         return FINISHED, loss_sum, seen
 
     def _diverged(self, loss: float, lr: float) -> TrainingError:
-        where = "the start" if self.epoch == 0 else f"epoch {self.epoch}"
+        g = self._good
+        if g.step_count == 0:
+            where = "the start"
+        elif g.batch_in_epoch == 0:
+            where = f"the end of epoch {g.epoch} (step {g.step_count})"
+        else:
+            where = f"step {g.step_count}"
         return TrainingError(
             f"the loss became {loss:.4g} at step {self.step_count + 1} (epoch {self.epoch + 1}) with learning "
-            f"rate {lr:g}: training diverged. The weights from {where} (the last good ones) were kept; try a "
+            f"rate {lr:g}: training diverged. The run went back to its last good state, from {where}; try a "
             f"smaller learning rate.")
 
     def _epoch_plan(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, range]:
@@ -294,10 +309,10 @@ class Trainer:
                                val.accuracy if val else None, self.optimizer.param_groups[0]["lr"], seconds,
                                seen / seconds if seconds > 0 else 0.0)
         self.history.epochs.append(metrics)
-        self._good_state = self._state_copy()
         if self.recipe.train.evaluate_test:
             self.evaluate_test()
             self.history.test_accuracy.append(self.last_evaluation.accuracy)
+        self.remember_good_state()
         self._emit("on_epoch_end", self, metrics)
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -368,8 +383,56 @@ class Trainer:
     def _state_copy(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
+    def remember_good_state(self) -> None:
+        """Keep the whole state as it is now (weights, optimizer, counters, random streams, history length)
+        as the one a failed run goes back to. Done at every epoch end and when a fit starts or resumes."""
+        h = self.history
+        self._good = _GoodState(
+            model=self._state_copy(), optimizer=copy.deepcopy(self.optimizer.state_dict()), epoch=self.epoch,
+            step_count=self.step_count, batch_in_epoch=self.batch_in_epoch,
+            shuffle=self.shuffle.get_state(), epoch_shuffle=self.epoch_shuffle_state, torch_rng=torch.get_rng_state(),
+            lengths=(len(h.step_loss), len(h.step_accuracy), len(h.step_lr), len(h.epochs), len(h.test_accuracy)))
+
+    @property
+    def fit_start_step(self) -> int:
+        """The step the last (or current) call of `fit` started from."""
+        return self._start_step
+
+    @property
+    def good_step(self) -> int:
+        """The step of the state a failure goes back to (the last epoch end, or where the fit started)."""
+        return self._good.step_count
+
     def _restore_good_state(self) -> None:
-        self.model.load_state_dict(self._good_state)
+        """Go back to the last good state, all of it, so that the run can be saved and continued as if the
+        failed steps never happened (the weights alone would leave a diverged optimizer state behind)."""
+        g = self._good
+        self.model.load_state_dict(g.model)
+        self.optimizer.load_state_dict(copy.deepcopy(g.optimizer))
+        self.epoch, self.step_count, self.batch_in_epoch = g.epoch, g.step_count, g.batch_in_epoch
+        self.shuffle.set_state(g.shuffle)
+        self.epoch_shuffle_state = g.epoch_shuffle
+        torch.set_rng_state(g.torch_rng)
+        self._pending.clear()
+        self._lr = None
+        h = self.history
+        for values, n in zip((h.step_loss, h.step_accuracy, h.step_lr, h.epochs, h.test_accuracy), g.lengths):
+            del values[n:]
+
+
+@dataclasses.dataclass(frozen=True)
+class _GoodState:
+    """Everything a failed run goes back to (see Trainer.remember_good_state)."""
+
+    model: dict
+    optimizer: dict
+    epoch: int
+    step_count: int
+    batch_in_epoch: int
+    shuffle: torch.Tensor
+    epoch_shuffle: torch.Tensor
+    torch_rng: torch.Tensor
+    lengths: tuple[int, ...]
 
 
 def _pending_limit(batch_size: int, classes: int) -> int:
