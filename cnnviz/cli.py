@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import signal
 import sys
 import threading
 import time
@@ -17,6 +20,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.training.callbacks import Callback
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 141  # as a Unix tool killed by SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,28 +29,36 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cnnviz", description="Watch a CNN learn. With no command, opens the window.")
+    parser = _Parser(prog="cnnviz", description="Watch a CNN learn. With no command, opens the window "
+                     "(`cnnviz RUN` opens a saved run in it).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--data-dir", dest="window_data_dir", metavar="DIR",
+                        help="open the window on this folder of IDX files instead of the embedded sample")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = sub.add_parser("presets", help="list the tutorial presets")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("train", help="train a preset headless and save the run")
-    p.add_argument("--preset", default="gorner", help="preset name (see `cnnviz presets`)")
-    p.add_argument("--epochs", type=int, help="number of epochs (default: the preset's)")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--preset", help="preset name (see `cnnviz presets`; default gorner)")
+    model.add_argument("--model", metavar="FILE.json", help="a model saved from the window's model editor")
+    p.add_argument("--epochs", type=int, help="number of epochs in all (default: the preset's)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--data-dir", help="a folder holding the four MNIST-format IDX files")
     source.add_argument("--dataset", choices=["sample", "mnist", "fashion", "kmnist"],
                         help="the embedded sample (default) or a dataset downloaded on demand")
-    p.add_argument("--out", help="run folder to write the checkpoint and metrics into")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--out", help="run folder to write the checkpoint and metrics into (checked before training)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true", help="replace the run that --out already holds")
+    again.add_argument("--resume", action="store_true", help="continue the run that --out holds")
+    p.add_argument("--seed", type=int, help="random seed, 0 to 2**32 - 1 (default 0)")
     p.add_argument("--batch-size", type=int, help="batch size (default: the preset's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
     p.add_argument("--subset", type=int, help="train on a stratified subset of N examples")
-    p.add_argument("--max-steps", type=int, help="stop after this many batches")
+    p.add_argument("--max-steps", type=int, help="stop when the run has done this many batches in all")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to train (default auto)")
-    p.add_argument("--threads", type=int, help="torch threads (default: cores - 1)")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's, every core)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of text")
 
     p = sub.add_parser("evaluate", help="evaluate a saved run on its test set")
@@ -59,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", help="a PNG/JPEG of one digit (any size; dark on light or light on dark)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
+    p = sub.add_parser("open", help="open a saved run in the window")
+    p.add_argument("run", help="a run folder or checkpoint file")
+    p.add_argument("--data-dir", dest="open_data_dir", metavar="DIR",
+                   help="the folder of IDX files to show it on (default: the run's own data)")
+
     p = sub.add_parser("download", help="download a dataset into the cache")
     p.add_argument("dataset", choices=["mnist", "fashion", "kmnist"])
     return parser
@@ -68,15 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; ``argv`` None means this process is the ``cnnviz`` program itself (so ``train`` may
     tune the process for training, which a caller that passes ``argv`` never wants done to its own)."""
     own_process = argv is None
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_open_shorthand(argv))
         args.own_process = own_process
         if args.command is None:
             from cnnviz.app import run_app
 
-            return run_app([a for a in argv if a != "--debug"])
+            return run_app(data_dir=_absolute(args.window_data_dir))
         return COMMANDS[args.command](args)
     except CnnvizError as exc:
         if debug:
@@ -86,6 +103,33 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cnnviz presets | head`: the reader went away; end quietly, as Unix tools do
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _open_shorthand(argv: list[str]) -> list[str]:
+    """`cnnviz RUN` means `cnnviz open RUN`: a first word that is no command but an existing path."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] == "--data-dir" else 1  # the top-level options before the first word
+    if i < len(argv) and argv[i] not in COMMANDS and Path(argv[i]).exists():
+        return argv[:i] + ["open"] + argv[i:]
+    return argv
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _absolute(path: str | None) -> str | None:
+    """A folder as an absolute path, so that a run stores where its data really is."""
+    return str(Path(path).expanduser().absolute()) if path else None
 
 
 def cmd_presets(args) -> int:
@@ -108,55 +152,211 @@ def cmd_presets(args) -> int:
 
 def cmd_train(args) -> int:
     from cnnviz.data.prepare import load_data
-    from cnnviz.presets import get_preset
     from cnnviz.training.process_tuning import tune_for_training
-    from cnnviz.training.checkpoint import CHECKPOINT_NAME, from_trainer, save_checkpoint
-    from cnnviz.training.trainer import Trainer
+    from cnnviz.training.rundir import RunFolder
 
-    preset = get_preset(args.preset)
-    changes = {}
-    for key, value in (("train__epochs", args.epochs), ("train__seed", args.seed),
-                       ("train__batch_size", args.batch_size), ("optimizer__lr", args.lr),
-                       ("data__train_subset", args.subset), ("train__max_steps", args.max_steps),
-                       ("train__device", args.device), ("train__threads", args.threads),
-                       ("data__data_dir", args.data_dir), ("data__dataset", args.dataset)):
-        if value is not None:
-            changes[key] = value
-    if args.seed is not None:
-        changes["data__seed"] = args.seed
-    recipe = preset.recipe.replace(**changes).validate()
-    progress = _Progress(enabled=not args.json)
-    data = load_data(recipe.data, progress=progress.download, fallback=False)
-    if data.notice:
-        print(f"note: {data.notice}", file=sys.stderr)
-    trainer = Trainer(preset.spec, recipe, data, callbacks=[progress])
-    if args.own_process:
-        tune_for_training()  # the `cnnviz train` process only trains from here on
-    result = trainer.fit()
-    progress.finish()
-    if args.out:
-        out = Path(args.out)
-        save_checkpoint(out / CHECKPOINT_NAME, from_trainer(trainer))
-        (out / "metrics.csv").write_text(trainer.history.to_csv())
-        (out / "steps.csv").write_text(trainer.history.steps_csv())
-    evaluation = result.evaluation
-    summary = {
-        "preset": preset.name, "params": sum(_param_counts(trainer.model)), "epochs": result.epochs_completed,
-        "steps": result.steps, "status": result.status, "dataset": data.name,
-        "test_accuracy": evaluation.accuracy if evaluation else None, "seconds": round(result.seconds, 3),
-        "images_per_second": round(result.images_per_second, 1),
-    }
-    if args.out:
-        (Path(args.out) / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if args.resume and not args.out:
+        raise CnnvizError("--resume continues the run in a folder: give it with --out RUN")
+    if args.overwrite and not args.out:
+        raise CnnvizError("--overwrite replaces the run in --out: give the folder with --out RUN")
+    run = RunFolder(args.out) if args.out else None
+    existed = run is not None and run.path.exists()
+    if run is None or not args.resume:
+        name, spec, recipe = _new_run_setup(args)  # options are checked before anything is created
+    if run is not None:
+        run.prepare().acquire()  # created, writable and ours, before any work; refused while another trains
+    try:
+        if run is not None and args.resume:
+            name, spec, recipe, checkpoint = _resume_setup(args, run)
+        elif run is not None and run.holds_run() and not args.overwrite:
+            raise CnnvizError(f"{run.path} already holds a run; pass --overwrite to replace it, --resume to "
+                              "continue it, or choose another --out folder")
+        progress = _Progress(enabled=not args.json)
+        data = load_data(recipe.data, progress=progress.download, fallback=False)
+        if data.notice:
+            print(f"note: {data.notice}", file=sys.stderr)
+        trainer = _make_trainer(spec, recipe, data, progress, checkpoint if args.resume else None)
+        if args.own_process:
+            tune_for_training()  # the `cnnviz train` process only trains from here on
+        with _stop_on_ctrl_c(trainer):
+            result = trainer.fit()
+        progress.finish()
+        summary = _summary(name, trainer, result, data)
+        saved = _save_run(run, trainer, result, summary) if run is not None else None
+    finally:
+        if run is not None:
+            run.release()
+            if not existed and saved_nothing(run):
+                shutil.rmtree(run.path, ignore_errors=True)  # we made it and nothing went in
     if result.error:
-        raise CnnvizError(result.error)
+        raise CnnvizError(result.error + (f" {saved}" if saved else ""))
     if args.json:
         print(json.dumps(summary))
     else:
-        _print_evaluation(evaluation, data.class_names)
+        _print_evaluation(result.evaluation, data.class_names)
         print(f"{result.status}: {result.epochs_completed} epochs, {result.steps} steps in {result.seconds:.1f} s "
-              f"({result.images_per_second:,.0f} images/s)" + (f"; saved to {args.out}" if args.out else ""))
+              f"({result.images_per_second:,.0f} images/s)" + (f"; {saved}" if saved else ""))
     return 0
+
+
+def _new_run_setup(args):
+    """(name, spec, recipe) of a new run from the options; every problem is a CnnvizError."""
+    from cnnviz.presets import get_preset
+
+    if args.model:
+        from cnnviz.models.files import read_model_file
+        from cnnviz.presets import PRESETS, DEFAULT_PRESET
+
+        spec, name, base = read_model_file(args.model), Path(args.model).stem, PRESETS[DEFAULT_PRESET].recipe
+    else:
+        preset = get_preset(args.preset or "gorner")
+        name, spec, base = preset.name, preset.spec, preset.recipe
+    changes = _recipe_changes(args)
+    if args.subset is not None:
+        changes["data__train_subset"] = args.subset
+    if args.seed is not None:
+        changes["train__seed"] = changes["data__seed"] = args.seed
+    if args.data_dir is not None:
+        changes["data__data_dir"] = _absolute(args.data_dir)
+    if args.dataset is not None:
+        changes["data__dataset"] = args.dataset
+    return name, spec, base.replace(**changes).validate()
+
+
+def _resume_setup(args, run):
+    """(name, spec, recipe, checkpoint) to continue the run in `run`; options that would change what the run
+    is (model, data, seed) are refused, those of the loop (epochs, lr, batch size, ...) apply."""
+    from cnnviz.training.checkpoint import load_checkpoint
+
+    for option, value in (("--preset", args.preset), ("--model", args.model), ("--dataset", args.dataset),
+                          ("--subset", args.subset), ("--seed", args.seed)):
+        if value is not None:
+            raise CnnvizError(f"{option} cannot change a run that is continued with --resume")
+    if not run.checkpoint.is_file():
+        raise CnnvizError(f"{run.path} holds no run to continue ({run.checkpoint.name} is missing)")
+    checkpoint = load_checkpoint(run.checkpoint)
+    changes = _recipe_changes(args)
+    if args.data_dir is not None:
+        changes["data__data_dir"] = _absolute(args.data_dir)
+    recipe = checkpoint.recipe.replace(**changes).validate()
+    if checkpoint.epoch >= recipe.train.epochs and (recipe.train.max_steps is None
+                                                   or checkpoint.step >= recipe.train.max_steps):
+        raise CnnvizError(f"the run in {run.path} has already trained {checkpoint.epoch} of its "
+                          f"{recipe.train.epochs} epochs; pass --epochs N with N > {checkpoint.epoch} to go on")
+    name = _summary_name(run) or "run"
+    return name, checkpoint.spec, recipe, checkpoint
+
+
+def _recipe_changes(args) -> dict:
+    changes = {}
+    for key, value in (("train__epochs", args.epochs), ("train__batch_size", args.batch_size),
+                       ("optimizer__lr", args.lr), ("train__max_steps", args.max_steps),
+                       ("train__device", args.device), ("train__threads", args.threads)):
+        if value is not None:
+            changes[key] = value
+    return changes
+
+
+def _make_trainer(spec, recipe, data, progress, checkpoint):
+    from cnnviz.training.checkpoint import resume_trainer
+    from cnnviz.training.trainer import Trainer
+
+    if checkpoint is not None:
+        return resume_trainer(checkpoint, data, [progress], recipe=recipe)
+    return Trainer(spec, recipe, data, callbacks=[progress])
+
+
+class _stop_on_ctrl_c:
+    """The first Ctrl+C stops the run cleanly at the next batch (so it is saved and can be resumed); a
+    second one interrupts at once."""
+
+    def __init__(self, trainer) -> None:
+        self.trainer, self.previous = trainer, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.trainer.control.stop_requested:
+            raise KeyboardInterrupt
+        print("\nstopping after this batch (Ctrl+C again to interrupt at once)", file=sys.stderr)
+        self.trainer.request_stop()
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _summary(name, trainer, result, data) -> dict:
+    evaluation = result.evaluation
+    return {
+        "preset": name, "params": sum(_param_counts(trainer.model)), "epochs": result.epochs_completed,
+        "steps": result.steps, "status": result.status, "dataset": data.name,
+        "test_accuracy": evaluation.accuracy if evaluation else None, "seconds": round(result.seconds, 3),
+        "images_per_second": round(result.images_per_second, 1), "error": result.error,
+    }
+
+
+def _save_run(run, trainer, result, summary) -> str:
+    """Write the run into its folder and say what happened, in words for the user.
+
+    A failed run went back to its last good state; when that is where this fit began, there is nothing new
+    to keep, so nothing is written (an existing run in the folder is never replaced by a failed one). A save
+    that fails puts the run into a rescue folder in the user cache, which the message names."""
+    from cnnviz.training.checkpoint import from_trainer
+    from cnnviz.training.rundir import RunFolderError
+
+    if result.status == "failed" and trainer.step_count == trainer.fit_start_step:
+        return f"Nothing was saved; {run.path} is unchanged." if run.holds_run() else "Nothing was saved."
+    checkpoint = from_trainer(trainer)
+    try:
+        write_run_files(run.path, checkpoint, summary)
+        where = run.path
+    except (OSError, CnnvizError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        from cnnviz.training.rundir import rescue_folder
+
+        try:
+            rescue = rescue_folder(run.path.name or "run")
+            write_run_files(rescue, checkpoint, summary)
+        except (OSError, CnnvizError) as again:
+            raise RunFolderError(f"could not save the run to {run.path} ({reason}), nor to a rescue folder "
+                                 f"({again}); the trained weights are lost") from None
+        raise RunFolderError(f"could not save the run to {run.path} ({reason}); it was saved to {rescue} "
+                             "instead") from None
+    return f"saved to {where}" if result.status != "failed" else f"The run up to step {trainer.step_count} " \
+        f"was saved to {where}."
+
+
+def write_run_files(folder: Path, checkpoint, summary: dict) -> None:
+    """The run folder's files: the checkpoint, per-epoch and per-step CSV, and the JSON summary."""
+    from cnnviz.training.checkpoint import save_checkpoint
+    from cnnviz.training.rundir import (CHECKPOINT_NAME, METRICS_NAME, STEPS_NAME, SUMMARY_NAME, summary_json,
+                                        write_text_atomic)
+
+    save_checkpoint(folder / CHECKPOINT_NAME, checkpoint)
+    write_text_atomic(folder / METRICS_NAME, checkpoint.history.to_csv())
+    write_text_atomic(folder / STEPS_NAME, checkpoint.history.steps_csv())
+    write_text_atomic(folder / SUMMARY_NAME, summary_json(summary))
+
+
+def saved_nothing(run) -> bool:
+    try:
+        return not any(run.path.iterdir())
+    except OSError:
+        return False
+
+
+def _summary_name(run) -> str | None:
+    from cnnviz.training.rundir import SUMMARY_NAME
+
+    try:
+        name = json.loads((run.path / SUMMARY_NAME).read_text()).get("preset")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return name if isinstance(name, str) and len(name) < 100 else None
 
 
 def cmd_evaluate(args) -> int:
@@ -225,8 +425,14 @@ def cmd_download(args) -> int:
     return 0
 
 
+def cmd_open(args) -> int:
+    from cnnviz.app import run_app
+
+    return run_app(run=args.run, data_dir=_absolute(args.open_data_dir or args.window_data_dir))
+
+
 COMMANDS = {"presets": cmd_presets, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "download": cmd_download}
+            "open": cmd_open, "download": cmd_download}
 
 
 def _renormalize(split, normalization):

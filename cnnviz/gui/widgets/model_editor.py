@@ -10,7 +10,6 @@ Rows are addressed by *layer index* (0 = the first layer); the table's row 0 is 
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QKeySequence, QShortcut
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (
 from cnnviz.errors import SpecError
 from cnnviz.gui.widgets.layer_dialog import NEW_LAYERS, LayerForm, error_layer_index, layer_names, settings_text
 from cnnviz.models import LAYER_KINDS, LayerSpec, ModelSpec, dense, infer_shapes, summarize
+from cnnviz.models.files import read_model_file, write_model_file
 from cnnviz.presets import PRESETS
 
 COLUMNS = ("Layer", "Type", "Settings", "Output shape", "Trainable", "Non-trainable", "Memory/image")
@@ -273,9 +273,7 @@ class ModelEditor(QWidget):
     def save_model(self, path: str) -> bool:
         """Write the draft as JSON (:meth:`ModelSpec.to_dict`); False (and a message) if it fails."""
         try:
-            with open(path, "w", encoding="utf-8") as f:
-                json.dump(self.draft_spec().to_dict(), f, indent=2)
-                f.write("\n")
+            write_model_file(path, self.draft_spec())
         except OSError as exc:
             return self._fail(f"could not write {path}: {exc.strerror or exc}")
         self._info(f"Saved the model to {path}")
@@ -284,18 +282,9 @@ class ModelEditor(QWidget):
     def load_model(self, path: str) -> bool:
         """Read a model JSON file into the draft; False (and a message) for a bad file."""
         try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-            if isinstance(data, dict) and "layers" not in data and isinstance(data.get("spec"), dict):
-                data = data["spec"]  # a run's metadata file with the spec inside
-            spec = ModelSpec.from_dict(data)
-        except OSError as exc:
-            return self._fail(f"could not read {path}: {exc.strerror or exc}")
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
-            return self._fail(f"{path} is not a model file: it is not valid JSON{where}")
+            spec = read_model_file(path)
         except SpecError as exc:
-            return self._fail(f"{path} is not a usable model file: {exc}")
+            return self._fail(str(exc))
         self._set_draft(spec)
         self._info(f"Loaded the model from {path}. Apply it to train it.")
         return True
