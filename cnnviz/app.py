@@ -1,6 +1,7 @@
 """The Qt entry point: create the application and the main window on the embedded sample."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -9,36 +10,62 @@ from pathlib import Path
 from cnnviz.presets import DEFAULT_PRESET
 
 
-def create_window(argv: list[str] | None = None):
-    """Build and show the main window (creating the QApplication if needed) without entering the event loop."""
+def create_window(argv: list[str] | None = None, run: str | None = None, data_dir: str | None = None):
+    """Build and show the main window (creating the QApplication if needed) without entering the event loop.
+
+    `run`: a saved run to open in it; `data_dir`: a folder of IDX files to open it on instead of the embedded
+    sample. Both are checked first, so a bad one is a CnnvizError before any window appears."""
     import pyqtgraph as pg
     import torch
     from PySide6.QtWidgets import QApplication
 
+    from cnnviz.data.prepare import load_data
+
+    from cnnviz.gui import settings
+    from cnnviz.presets import PRESETS
+
+    checkpoint = None
+    if run is not None:
+        from cnnviz.training.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(run)  # a bad run is a one-line error, not a window with a banner
+    preset, recipe = settings.load_experiment()
+    if preset not in PRESETS or recipe is None:
+        preset, recipe = (preset if preset in PRESETS else DEFAULT_PRESET), None
+    recipe = recipe or PRESETS[preset].recipe
+    # remembered options, but on the folder asked for, else always on the embedded sample (offline, instant)
+    data_config = dataclasses.replace(recipe.data, dataset="sample", data_dir=data_dir)
+    data = load_data(data_config, fallback=False)  # a bad folder is a one-line error too
+    recipe = dataclasses.replace(recipe, data=data_config)
+
+    check_display()
     app = QApplication.instance() or QApplication(list(argv) if argv is not None else sys.argv[:1])
     app.setApplicationName("cnnviz")
     app.setOrganizationName("cnnviz")
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
     torch.set_num_threads(1)  # the window's own inference; training runs in a separate process
 
-    from cnnviz.config import DataConfig
-    from cnnviz.data.prepare import load_data
-    from cnnviz.gui import settings
     from cnnviz.gui.main_window import MainWindow
-    from cnnviz.presets import PRESETS
 
-    preset, recipe = settings.load_experiment()
-    if preset not in PRESETS:
-        preset, recipe = DEFAULT_PRESET, None
-    if recipe is not None:  # remembered options, but always start on the embedded sample (offline, instant)
-        import dataclasses
-
-        recipe = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, dataset="sample", data_dir=None))
-    data_config = recipe.data if recipe is not None else PRESETS[preset].recipe.data
-    data = load_data(DataConfig(**{**data_config.__dict__, "dataset": "sample", "data_dir": None}))
     window = MainWindow(data, preset=preset, recipe=recipe)
     window.show()
+    if checkpoint is not None:
+        from cnnviz.gui.window_menus import open_run_path
+
+        open_run_path(window, str(run))
     return window
+
+
+def check_display() -> None:
+    """On Linux with X11, make sure Qt's xcb platform can load before creating the QApplication: Qt aborts
+    the process when it cannot ("Could not load the Qt platform plugin xcb"). Says what to install instead."""
+    from cnnviz.display_check import missing_display_support
+
+    problem = missing_display_support()
+    if problem:
+        from cnnviz.errors import CnnvizError
+
+        raise CnnvizError(problem)
 
 
 def freeze_startup_objects() -> None:
@@ -51,15 +78,15 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def run_app(argv: list[str] | None = None) -> int:
-    """Open the window and run the event loop until it closes."""
+def run_app(argv: list[str] | None = None, run: str | None = None, data_dir: str | None = None) -> int:
+    """Open the window (on a saved run, or a folder of data) and run the event loop until it closes."""
     from PySide6.QtWidgets import QApplication
 
     import signal
 
     from PySide6.QtCore import QTimer
 
-    window = create_window(argv)
+    window = create_window(argv, run=run, data_dir=data_dir)
     freeze_startup_objects()
     app = QApplication.instance()
     app.aboutToQuit.connect(window.controller.shutdown)
