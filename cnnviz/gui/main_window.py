@@ -5,7 +5,8 @@ import dataclasses
 
 from PySide6.QtCore import QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QToolBar, QVBoxLayout,
+                               QWidget)
 
 from cnnviz.config import DataConfig, Recipe
 from cnnviz.data.prepare import PreparedData
@@ -91,9 +92,19 @@ class MainWindow(QMainWindow):
         bar.addWidget(holder)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
 
-    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea,
+              scrolls: bool = False) -> QDockWidget:
+        """A dock holding `widget`; `scrolls` puts a panel that needs more room than a laptop screen leaves it
+        (the window must fit 1280 x 800) into a scroll area, which shows no bars when there is room."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
+        if scrolls:
+            area_widget = QScrollArea()
+            area_widget.setObjectName(f"{name}Scroll")
+            area_widget.setWidget(widget)
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QFrame.Shape.NoFrame)
+            widget = area_widget
         dock.setWidget(widget)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -106,12 +117,12 @@ class MainWindow(QMainWindow):
         self.docks = {
             "experiment": self._dock("Experiment", "experimentDock", self.experiment, left),
             "curves": self._dock("Curves", "curvesDock", self.curves, right),
-            "draw": self._dock("Draw", "drawDock", self.draw, right),
+            "draw": self._dock("Draw", "drawDock", self.draw, right, scrolls=True),
             "filters": self._dock("Filters", "filtersDock", self.filters, right),
             "feature_maps": self._dock("Feature maps", "featureMapsDock", self.feature_maps, right),
-            "evaluation": self._dock("Evaluation", "evaluationDock", self.evaluation, right),
-            "model": self._dock("Model", "modelDock", self.model_editor, right),
-            "playground": self._dock("Convolution", "playgroundDock", self.playground, right),
+            "evaluation": self._dock("Evaluation", "evaluationDock", self.evaluation, right, scrolls=True),
+            "model": self._dock("Model", "modelDock", self.model_editor, right, scrolls=True),
+            "playground": self._dock("Convolution", "playgroundDock", self.playground, right, scrolls=True),
         }
         d = self.docks
         d["experiment"].setMinimumWidth(320)
@@ -123,7 +134,10 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(d["feature_maps"], d["playground"])
         d["curves"].raise_()
         d["feature_maps"].raise_()
-        self.resizeDocks([d["experiment"], d["curves"], d["draw"]], [320, 700, 420], Qt.Orientation.Horizontal)
+        # the draw panel at the width it needs (canvas and bars side by side), the middle column takes the rest
+        draw_width = self.draw.minimumSizeHint().width() + 24
+        self.resizeDocks([d["experiment"], d["curves"], d["draw"]], [320, 1440 - 320 - draw_width, draw_width],
+                         Qt.Orientation.Horizontal)
         self.resizeDocks([d["curves"], d["feature_maps"]], [430, 430], Qt.Orientation.Vertical)
         self._default_state = self.saveState()
 
@@ -419,6 +433,17 @@ class MainWindow(QMainWindow):
             from cnnviz.gui.window_menus import open_run_path
 
             open_run_path(self, str(path))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        """The draw panel keeps the width it needs (canvas and bars side by side) while the window leaves the
+        other columns theirs; in a smaller window it scrolls instead of pushing the window off the screen."""
+        super().resizeEvent(event)
+        dock = self.docks.get("draw") if hasattr(self, "docks") else None
+        if dock is None:
+            return
+        need = self.draw.minimumSizeHint().width() + 4
+        others = self.docks["experiment"].minimumWidth() + self.feature_maps.minimumSizeHint().width() + 48
+        dock.widget().setMinimumWidth(max(120, min(need, event.size().width() - others)))
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
         return QSize(1440, 900)

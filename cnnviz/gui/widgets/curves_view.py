@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.widgets.curve_items import GridAxis, StepCurve
@@ -167,6 +167,8 @@ class CurvesView(QWidget):
         self._log.toggled.connect(self.set_log_loss)
         self._readout = QLabel("")
         self._readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # a long readout is cut at the panel's edge rather than widening the panel (and the window)
+        self._readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         top = QHBoxLayout()
         top.addWidget(self._log)
         top.addSpacing(12)

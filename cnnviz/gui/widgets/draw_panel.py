@@ -226,6 +226,7 @@ class DrawPanel(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.5)
         font.setBold(True)
         self.headline.setFont(font)
+        self.headline.setWordWrap(True)  # "Prediction: Ankle boot (99.9%)" takes two lines, never a cut one
         self.untrained_note = QLabel(_UNTRAINED)
         self.untrained_note.setObjectName("untrainedNote")
         self.untrained_note.setWordWrap(True)

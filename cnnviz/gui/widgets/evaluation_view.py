@@ -127,19 +127,22 @@ class EvaluationView(QWidget):
         cell_layout.addWidget(self._cell_title)
         cell_layout.addWidget(self.cell_gallery, 1)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.predictions_gallery, "Predictions")
-        self.tabs.addTab(self.mistakes_gallery, "Most confident mistakes")
-        self.tabs.addTab(cell_page, "Confusion cell")
-        self.tabs.setTabToolTip(0, "The test images in order, labelled with the model's prediction (true class)")
-        self.tabs.setTabToolTip(1, "The wrong predictions the model was surest of, with its confidence")
-        self.tabs.setTabToolTip(2, "The test images of the confusion-matrix cell you clicked")
-        self.tabs.setUsesScrollButtons(False)  # narrow: shorten the titles rather than hide a tab
-        self.tabs.setElideMode(Qt.TextElideMode.ElideRight)
+        # short titles, always whole: a cut title ("Most confident mist...") reads as a bug; arrows if the room
+        # is ever too short for all three (the body below also stacks the two halves when the panel is narrow)
+        self.tabs.setElideMode(Qt.TextElideMode.ElideNone)
+        self.tabs.setUsesScrollButtons(True)
+        for page, title, tip in (
+                (self.predictions_gallery, "Predictions", "The test images in order, labelled with the model's "
+                                                          "prediction (true class)"),
+                (self.mistakes_gallery, "Mistakes", "The wrong predictions the model was surest of, with its "
+                                                    "confidence"),
+                (cell_page, "Cell", "The test images of the confusion-matrix cell you clicked")):
+            self.tabs.setTabToolTip(self.tabs.addTab(page, title), tip)
         self.tabs.currentChanged.connect(self._refresh_current_tab)
         for gallery in (self.predictions_gallery, self.mistakes_gallery, self.cell_gallery):
             gallery.image_clicked.connect(self._on_image_clicked)
 
-        body = QSplitter(Qt.Orientation.Horizontal)
+        body = self._body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(left)
         body.addWidget(self.tabs)
         body.setStretchFactor(0, 1)
@@ -285,6 +288,15 @@ class EvaluationView(QWidget):
         if ev is not None and 0 <= index < ev.labels.size:
             text += f" (true {names[int(ev.labels[index])]}, predicted {names[int(ev.predicted[index])]})"
         self.session.message.emit("info", text)
+
+    STACK_BELOW_WIDTH = 620  # narrower than this, the galleries go under the matrix instead of beside it
+
+    def resizeEvent(self, e) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(e)
+        stacked = e.size().width() < self.STACK_BELOW_WIDTH
+        orientation = Qt.Orientation.Vertical if stacked else Qt.Orientation.Horizontal
+        if self._body.orientation() != orientation:
+            self._body.setOrientation(orientation)
 
     def showEvent(self, e) -> None:
         super().showEvent(e)

@@ -78,6 +78,7 @@ class FeatureMapsView(QWidget):
         font.setBold(True)
         self._input_label.setFont(font)
         self._input_note = QLabel("")
+        self._input_note.setWordWrap(True)  # wraps in a narrow panel instead of widening the window
         self._input_note.setStyleSheet("color: palette(placeholder-text);")
         labels = QVBoxLayout()
         labels.addWidget(self._input_label)
