@@ -8,13 +8,22 @@ from cnnviz.config import DataConfig
 from cnnviz.gui.data_loader import DataLoader
 
 
-def test_the_data_loaders_worker_ends_in_the_gui_thread_and_is_deleted_there(qtbot, tmp_path):
+def test_the_data_loaders_worker_ends_in_the_gui_thread_and_is_deleted_there(qtbot, tmp_path, monkeypatch):
+    import threading
+
+    import sys
+
+    prepare = sys.modules["cnnviz.data.prepare"]  # the module (cnnviz.data also exports a function `prepare`)
+    gate = threading.Event()  # the worker waits until the test listens: it must not finish before that
+    real_load = prepare.load_data
+    monkeypatch.setattr(prepare, "load_data", lambda *args, **kwargs: (gate.wait(30), real_load(*args, **kwargs))[1])
     loader = DataLoader()
     assert loader.load(DataConfig(dataset="mnist", data_dir=str(tmp_path / "missing")))
     worker, gui = loader._worker, QCoreApplication.instance().thread()
     assert worker.thread() is not gui  # it works in its own thread
     seen = []
     worker.finished.connect(lambda: seen.append(worker.thread() is gui), Qt.ConnectionType.DirectConnection)
+    gate.set()
     qtbot.waitUntil(lambda: not loader.busy, timeout=30000)
     assert seen == [True]  # handed back before `finished`, so its thread never deletes it
     qtbot.waitUntil(lambda: not shiboken6.isValid(worker), timeout=5000)  # deleted by the GUI thread
