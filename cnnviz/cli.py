@@ -108,6 +108,7 @@ def cmd_presets(args) -> int:
 
 def cmd_train(args) -> int:
     from cnnviz.data.prepare import load_data
+    from cnnviz.models import spec_for_data
     from cnnviz.presets import get_preset
     from cnnviz.training.process_tuning import tune_for_training
     from cnnviz.training.checkpoint import CHECKPOINT_NAME, from_trainer, save_checkpoint
@@ -129,7 +130,8 @@ def cmd_train(args) -> int:
     data = load_data(recipe.data, progress=progress.download, fallback=False)
     if data.notice:
         print(f"note: {data.notice}", file=sys.stderr)
-    trainer = Trainer(preset.spec, recipe, data, callbacks=[progress])
+    spec = spec_for_data(preset.spec, data, what=f"preset '{preset.name}'")  # input shape and classes from data
+    trainer = Trainer(spec, recipe, data, callbacks=[progress])
     if args.own_process:
         tune_for_training()  # the `cnnviz train` process only trains from here on
     result = trainer.fit()
@@ -146,6 +148,7 @@ def cmd_train(args) -> int:
         "test_accuracy": evaluation.accuracy if evaluation else None, "seconds": round(result.seconds, 3),
         "images_per_second": round(result.images_per_second, 1),
     }
+    summary["input_shape"] = list(trainer.spec.input_shape)  # (C, H, W) of the data's images
     if args.out:
         (Path(args.out) / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     if result.error:
@@ -162,6 +165,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from cnnviz.config import DataConfig
     from cnnviz.data.prepare import load_data
+    from cnnviz.models import input_mismatch
     from cnnviz.training.checkpoint import load_checkpoint
     from cnnviz.training.trainer import evaluate
     import dataclasses
@@ -171,6 +175,9 @@ def cmd_evaluate(args) -> int:
     if args.data_dir:
         data_cfg = dataclasses.replace(data_cfg, data_dir=args.data_dir)
     data = load_data(data_cfg, fallback=False)
+    mismatch = input_mismatch(ckpt.spec, data, "the run's model")  # trained weights cannot be refitted
+    if mismatch:
+        raise CnnvizError(mismatch)
     if data.num_classes != ckpt.spec.num_classes:
         raise CnnvizError(f"the run has {ckpt.spec.num_classes} classes but this data has {data.num_classes}")
     split = dataclasses.replace(data.test)
@@ -198,7 +205,7 @@ def cmd_predict(args) -> int:
     gray = read_grayscale(args.image)  # float32 in [0, 1]
     if gray.mean() > 0.5:  # dark ink on light paper: MNIST is light ink on black
         gray = 1.0 - gray
-    image = to_mnist(gray)
+    image = to_mnist(gray, shape=tuple(ckpt.spec.input_shape[1:]))  # MNIST's recipe at the model's H x W
     if image is None:
         raise CnnvizError(f"{args.image}: the image is blank; there is nothing to classify")
     x = ckpt.normalization.apply(image[None])
