@@ -17,7 +17,7 @@ from cnnviz.data.idx import write_idx
 from cnnviz.data.prepare import load_data
 from cnnviz.errors import SpecError
 from cnnviz.inspect.canvas import digit_box, render_strokes, to_mnist
-from cnnviz.models import ModelSpec, build_model, fit_to_images, input_mismatch, spec_for_data, summarize
+from cnnviz.models import build_model, fit_to_images, input_mismatch, spec_for_data, summarize
 from cnnviz.presets import PRESETS
 from cnnviz.training.trainer import Trainer
 
