@@ -152,6 +152,7 @@ def cmd_presets(args) -> int:
 
 def cmd_train(args) -> int:
     from cnnviz.data.prepare import load_data
+    from cnnviz.models import spec_for_data
     from cnnviz.training.process_tuning import tune_for_training
     from cnnviz.training.rundir import RunFolder
 
@@ -175,6 +176,8 @@ def cmd_train(args) -> int:
         data = load_data(recipe.data, progress=progress.download, fallback=False)
         if data.notice:
             print(f"note: {data.notice}", file=sys.stderr)
+        if not args.resume:  # the model's input shape and class count come from the data
+            spec = spec_for_data(spec, data, what=f"{'model' if args.model else 'preset'} '{name}'")
         trainer = _make_trainer(spec, recipe, data, progress, checkpoint if args.resume else None)
         if args.own_process:
             tune_for_training()  # the `cnnviz train` process only trains from here on
@@ -296,6 +299,7 @@ def _summary(name, trainer, result, data) -> dict:
         "steps": result.steps, "status": result.status, "dataset": data.name,
         "test_accuracy": evaluation.accuracy if evaluation else None, "seconds": round(result.seconds, 3),
         "images_per_second": round(result.images_per_second, 1), "error": result.error,
+        "input_shape": list(trainer.spec.input_shape),  # (C, H, W) of the data's images
     }
 
 
@@ -362,6 +366,7 @@ def _summary_name(run) -> str | None:
 def cmd_evaluate(args) -> int:
     from cnnviz.config import DataConfig
     from cnnviz.data.prepare import load_data
+    from cnnviz.models import input_mismatch
     from cnnviz.training.checkpoint import load_checkpoint
     from cnnviz.training.trainer import evaluate
     import dataclasses
@@ -371,6 +376,9 @@ def cmd_evaluate(args) -> int:
     if args.data_dir:
         data_cfg = dataclasses.replace(data_cfg, data_dir=args.data_dir)
     data = load_data(data_cfg, fallback=False)
+    mismatch = input_mismatch(ckpt.spec, data, "the run's model")  # trained weights cannot be refitted
+    if mismatch:
+        raise CnnvizError(mismatch)
     if data.num_classes != ckpt.spec.num_classes:
         raise CnnvizError(f"the run has {ckpt.spec.num_classes} classes but this data has {data.num_classes}")
     split = dataclasses.replace(data.test)
@@ -398,7 +406,7 @@ def cmd_predict(args) -> int:
     gray = read_grayscale(args.image)  # float32 in [0, 1]
     if gray.mean() > 0.5:  # dark ink on light paper: MNIST is light ink on black
         gray = 1.0 - gray
-    image = to_mnist(gray)
+    image = to_mnist(gray, shape=tuple(ckpt.spec.input_shape[1:]))  # MNIST's recipe at the model's H x W
     if image is None:
         raise CnnvizError(f"{args.image}: the image is blank; there is nothing to classify")
     x = ckpt.normalization.apply(image[None])

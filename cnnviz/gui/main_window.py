@@ -25,7 +25,8 @@ from cnnviz.gui.widgets.message_banner import MessageBanner
 from cnnviz.gui.widgets.model_editor import ModelEditor
 from cnnviz.gui.widgets.run_controls import RunControls, format_seconds
 from cnnviz.gui.window_menus import build_menus
-from cnnviz.models import ModelSpec
+from cnnviz.errors import SpecError
+from cnnviz.models import ModelSpec, fit_to_images, image_shape, input_mismatch, spec_for_data
 from cnnviz.presets import DEFAULT_PRESET, PRESETS, get_preset
 from cnnviz.training.messages import FINISHED, IDLE, PAUSED, RUNNING, STOPPED, FitResult, StepMetrics
 from cnnviz.training.trainer import default_threads, resolve_device
@@ -45,8 +46,13 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         p = get_preset(preset)
         recipe = recipe or p.recipe
-        spec = p.spec.with_num_classes(data.num_classes) if data.num_classes != p.spec.num_classes else p.spec
+        spec = spec_for_data(p.spec, data, f"preset '{preset}'")  # the start-up data (the sample) fits every preset
         self.preset_name = preset
+        # Set while the loaded data and the chosen model do not go together (e.g. 1x1 images through a 3x3
+        # 'valid' convolution): the message shown, and the model the user chose, to fit when the data changes.
+        self.data_problem = ""
+        self._pending_spec: ModelSpec | None = None
+        self._shown_problem = ""  # the problem the banner was last given (dismissed once the problem is gone)
         self.session = Session(spec, recipe, self)
         self.controller = TrainingController(self.session, self)
         self.loader = DataLoader(self)
@@ -78,6 +84,7 @@ class MainWindow(QMainWindow):
         self.playground = ConvPlayground(s)
         self.banner = MessageBanner()
         self.controls = RunControls()
+        self._train_tips = (self.controls.train_button.toolTip(), self.controls.step_button.toolTip())
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Run", self)
@@ -159,15 +166,16 @@ class MainWindow(QMainWindow):
         c, s = self.controls, self.session
         c.train_clicked.connect(self.train)
         c.pause_clicked.connect(self.toggle_pause)
-        c.step_clicked.connect(self.controller.step)
+        c.step_clicked.connect(self.step)
         c.stop_clicked.connect(self.stop)
         c.reset_clicked.connect(self.reset)
         for keys, slot in ((Qt.Key.Key_Space, self.toggle_pause), (QKeySequence("Ctrl+Return"), self.train),
-                           (QKeySequence("Ctrl+."), self.controller.step), (Qt.Key.Key_Escape, self.stop),
+                           (QKeySequence("Ctrl+."), self.step), (Qt.Key.Key_Escape, self.stop),
                            (QKeySequence("Ctrl+R"), self.reset)):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.activated.connect(slot)
         s.state_changed.connect(self._on_state_changed)
+        s.spec_changed.connect(self._on_spec_changed)
         s.message.connect(self.show_message)
         self.controller.progress_changed.connect(self._on_progress)
         self.controller.run_finished.connect(self._on_run_finished)
@@ -193,10 +201,23 @@ class MainWindow(QMainWindow):
     # -- run commands ----------------------------------------------------------------------------------
     @Slot()
     def train(self) -> None:
-        if self.controller.active or self.loader.busy:
+        if self.controller.active or self.loader.busy or self._refuse_for_data_problem():
             return
         self.banner.dismiss()
         self.controller.start()
+
+    @Slot()
+    def step(self) -> None:
+        """One batch (starting a paused run when idle); refused like Train while the data does not fit."""
+        if not self.controller.active and self._refuse_for_data_problem():
+            return
+        self.controller.step()
+
+    def _refuse_for_data_problem(self) -> bool:
+        if not self.data_problem:
+            return False
+        self.show_message("error", self.data_problem)
+        return True
 
     @Slot()
     def stop(self) -> None:
@@ -225,7 +246,7 @@ class MainWindow(QMainWindow):
         self.controller.shutdown()
         self.controller.forget_run()
         self.session.set_state(IDLE)
-        self.controls.set_state(IDLE)
+        self._update_controls()
         self.speed_label.clear()
         self.step_label.clear()
 
@@ -250,7 +271,7 @@ class MainWindow(QMainWindow):
         self.session.set_recipe(recipe)
         self.experiment.set_recipe(recipe)
         self.experiment.set_preset(name)
-        self._set_spec_for_data(preset.spec)
+        self._set_spec_for_data(preset.spec, f"preset '{name}'")
         self._reload_data_if_needed(recipe.data)
 
     @Slot(object)
@@ -263,7 +284,7 @@ class MainWindow(QMainWindow):
             classes = 2 if recipe.data.one_vs_rest is not None else 10
             if classes != self.session.spec.num_classes:
                 self._reset_run()
-                self._set_spec_for_data(self.session.spec.with_num_classes(classes))
+                self._set_spec_for_data(self._pending_spec or self.session.spec)
         self._reload_data_if_needed(recipe.data)
 
     @Slot(object, object)
@@ -282,13 +303,55 @@ class MainWindow(QMainWindow):
         self._reset_run()
         self._set_spec_for_data(spec)
 
-    def _set_spec_for_data(self, spec: ModelSpec) -> None:
-        classes = self.session.data.num_classes if self.session.data is not None else spec.num_classes
+    def _set_spec_for_data(self, spec: ModelSpec, what: str | None = None) -> bool:
+        """Make ``spec``, fitted to the loaded data's image size and classes, the session's model.
+
+        When it cannot take the data's images, the session keeps its model, the problem is shown
+        (banner, data panel) and Train is refused until the model or the data changes. Returns whether
+        the spec was set.
+        """
+        data = self.session.data
+        classes = data.num_classes if data is not None else spec.num_classes
         if self.session.recipe.data.one_vs_rest is not None:
-            classes = 2
-        elif spec.num_classes == 2 and classes == 2:
-            classes = 2
-        self.session.set_spec(spec.with_num_classes(classes) if classes != spec.num_classes else spec)
+            classes = 2  # the data is reloaded for the binary task after this
+        shape = image_shape(data) if data is not None else tuple(spec.input_shape)
+        try:
+            fitted = fit_to_images(spec, shape, classes, what or self._model_label(spec))
+        except SpecError as exc:
+            self._set_data_problem(str(exc), spec)
+            return False
+        self.session.set_spec(fitted)
+        self._set_data_problem("")
+        return True
+
+    def _model_label(self, spec: ModelSpec) -> str:
+        """``"preset 'gorner'"`` while ``spec`` has the current preset's layers, else ``"the model"``."""
+        preset = PRESETS.get(self.preset_name)
+        if preset is not None and preset.spec.named().layers == spec.named().layers:
+            return f"preset '{self.preset_name}'"
+        return "the model"
+
+    def _set_data_problem(self, text: str, wanted: ModelSpec | None = None) -> None:
+        """Show (or with "" clear) why the model cannot train on the data; ``wanted`` is the model the
+        user chose, fitted again when other data loads."""
+        self.data_problem = text
+        self._pending_spec = wanted if text else None
+        self.experiment.set_data_problem(f"{text[:1].upper()}{text[1:]}. Train stays off until the model or "
+                                         "the data changes." if text else "")
+        if text:
+            self.show_message("error", text)
+        elif self.banner.level == "error" and self._shown_problem and self.banner.text() == self._shown_problem:
+            self.banner.dismiss()  # the problem this banner told of is gone
+        self._shown_problem = text
+        self._update_controls()
+
+    @Slot(object)
+    def _on_spec_changed(self, spec: ModelSpec) -> None:
+        # A model set another way (a run opened from disk) that takes the loaded data ends the problem.
+        data = self.session.data
+        if self.data_problem and data is not None and input_mismatch(spec, data) is None \
+                and spec.num_classes == data.num_classes:
+            self._set_data_problem("")
 
     @Slot(str, object)
     def request_dataset(self, dataset: str, data_dir) -> None:
@@ -322,7 +385,7 @@ class MainWindow(QMainWindow):
             self.controls.stop_button.setToolTip("Cancel the download (Esc)")
         else:
             self.controls.stop_button.setToolTip("Stop training; the run can be continued with Train (Esc)")
-            self.controls.set_state(self.session.state)
+            self._update_controls()
 
     @Slot(int, int, str)
     def _on_load_progress(self, done: int, total: int, message: str) -> None:
@@ -342,13 +405,23 @@ class MainWindow(QMainWindow):
         self.session.set_recipe(recipe)
         self.experiment.set_recipe(recipe)
         self.experiment.set_dataset(config.dataset, config.data_dir)
-        if data.num_classes != self.session.spec.num_classes:
+        # The model takes the data's image size and classes. Data the model cannot take is still loaded
+        # (it is good data; the model is what does not fit): the problem is shown and Train waits for a
+        # model that fits, which then needs no reload.
+        wanted = self._pending_spec or self.session.spec
+        problem = ""
+        try:
+            fitted = spec_for_data(wanted, data, self._model_label(wanted))
+        except SpecError as exc:
+            fitted, problem = None, str(exc)
+        if fitted is not None and fitted != self.session.spec:
             self._reset_run()
-            self.session.set_spec(self.session.spec.with_num_classes(data.num_classes))
+            self.session.set_spec(fitted)
         self.session.set_data(data)
-        self.controls.set_state(self.session.state)
+        self._set_data_problem(problem, wanted)
+        h, w = image_shape(data)[1:]
         self.statusBar().showMessage(f"{data.name}: {len(data.train):,} training, "
-                                     f"{len(data.test):,} test images", 8000)
+                                     f"{len(data.test):,} test images ({h}x{w})", 8000)
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
@@ -358,7 +431,7 @@ class MainWindow(QMainWindow):
         else:
             self.show_message("error", message)
         self.experiment.set_dataset(self.session.recipe.data.dataset, self.session.recipe.data.data_dir)
-        self.controls.set_state(self.session.state)
+        self._update_controls()
 
     # -- feedback --------------------------------------------------------------------------------------
     @Slot(str, str)
@@ -367,6 +440,11 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(text, 8000)
         else:
             self.banner.show_message(level, text)
+
+    def _update_controls(self) -> None:
+        """The run buttons for the session's state, and the locks on top of it."""
+        self.controls.set_state(self.session.state)
+        self._lock_while_ending()
 
     @Slot(str)
     def _on_state_changed(self, state: str) -> None:
@@ -386,6 +464,12 @@ class MainWindow(QMainWindow):
         if self.controller.active and self.session.state not in (RUNNING, PAUSED):
             self.controls.train_button.setEnabled(False)
             self.controls.step_button.setEnabled(False)
+        # Data the model cannot take: no run can start (one that is going on is another model's, kept).
+        blocked = bool(self.data_problem) and not self.controller.active
+        for button, tip in zip((self.controls.train_button, self.controls.step_button), self._train_tips):
+            if blocked:
+                button.setEnabled(False)
+            button.setToolTip(self.data_problem if blocked else tip)
 
     @Slot(object)
     def _on_progress(self, m: StepMetrics) -> None:

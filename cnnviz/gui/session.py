@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from cnnviz.config import Recipe
 from cnnviz.data.prepare import PreparedData
+from cnnviz.errors import SpecError
 from cnnviz.inspect.activations import predict_proba
 from cnnviz.models import CnnvizNet, ModelSpec, build_model
 from cnnviz.training.history import History
@@ -23,7 +24,11 @@ from cnnviz.training.messages import IDLE, EpochMetrics, Evaluation, StepBatch, 
 
 @dataclass(frozen=True)
 class InputImage:
-    """The image whose feature maps are shown: 28x28 float32 in [0, 1] (ink = 1), and where it came from."""
+    """The image whose feature maps are shown: H x W float32 in [0, 1] (ink = 1), and where it came from.
+
+    H x W is the model's input size (28 x 28 for MNIST): test images come at the data's size, which the
+    model is fitted to, and drawings are prepared at :attr:`Session.input_size`.
+    """
 
     pixels: np.ndarray
     label: str  # e.g. "test #17 (true 4)" or "drawing"
@@ -106,6 +111,12 @@ class Session(QObject):
             self.select_test_image(0)
 
     @property
+    def input_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the images the current model takes (the data's, once fitted to it)."""
+        _, height, width = self.spec.input_shape
+        return int(height), int(width)
+
+    @property
     def class_names(self) -> tuple[str, ...]:
         if self.data is not None:
             return tuple(self.data.class_names)
@@ -154,11 +165,22 @@ class Session(QObject):
         self.select_input(InputImage(pixels, f"test #{index} (true {true})", "test", index))
 
     def to_tensor(self, pixels: np.ndarray) -> torch.Tensor:
-        """A 28x28 [0, 1] image as the (1, 1, 28, 28) input the model sees (the data's normalisation)."""
+        """An H x W [0, 1] image as the (1, 1, H, W) input the model sees (the data's normalisation).
+
+        Raises
+        ------
+        SpecError
+            The image is not of the model's input size (e.g. a test image of data the model could not
+            be fitted to): said plainly rather than as a matrix-size error from inside the model.
+        """
+        a = np.asarray(pixels, dtype=np.float32)
+        if a.ndim == 2 and a.shape != self.input_size:
+            raise SpecError(f"this image is {a.shape[0]}x{a.shape[1]} but the model takes "
+                            f"{self.input_size[0]}x{self.input_size[1]} images")
         if self.data is not None:
-            return self.data.normalization.apply(np.asarray(pixels, dtype=np.float32)[None])
-        return torch.from_numpy(np.asarray(pixels, dtype=np.float32)[None, None].copy())
+            return self.data.normalization.apply(a[None])
+        return torch.from_numpy(a[None, None].copy())
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """Class probabilities of a 28x28 [0, 1] image with the latest weights."""
+        """Class probabilities of an H x W [0, 1] image (the model's input size) with the latest weights."""
         return np.asarray(predict_proba(self.model, self.to_tensor(pixels))).reshape(-1)

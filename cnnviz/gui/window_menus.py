@@ -97,6 +97,7 @@ def open_run(window: "MainWindow") -> None:
 
 def open_run_path(window: "MainWindow", path: str) -> bool:
     """Open a saved run: its model, weights, history and recipe; Train then continues it."""
+    from cnnviz.models import input_mismatch
     from cnnviz.training.checkpoint import load_checkpoint
     from cnnviz.training.trainer import evaluate
 
@@ -118,7 +119,8 @@ def open_run_path(window: "MainWindow", path: str) -> bool:
     s.reset_history(ckpt.history)
     window.controller.resume_from = Path(path)
     window.controller.last_checkpoint = Path(path)
-    if s.data is not None and s.data.num_classes == ckpt.spec.num_classes and ckpt.step > 0:
+    if s.data is not None and s.data.num_classes == ckpt.spec.num_classes and ckpt.step > 0 \
+            and input_mismatch(ckpt.spec, s.data) is None:  # a run on other-sized images waits for its data
         test = dataclasses.replace(s.data.test, images=ckpt.normalization.apply(s.data.test.raw))
         s.set_evaluation(evaluate(s.model, test, "test", ckpt.step))
     window._reload_data_if_needed(ckpt.recipe.data)

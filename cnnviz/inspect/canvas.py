@@ -1,9 +1,13 @@
-"""Turn a digit drawn with the mouse into an MNIST-like 28 x 28 image.
+"""Turn a digit drawn with the mouse into an MNIST-like image (28 x 28, or the model's own input size).
 
 A network trained on MNIST only recognises drawings prepared the way MNIST was: the digit's bounding
 box scaled (keeping its aspect ratio, anti-aliased) to fit 20 x 20, then placed in 28 x 28 so that its
 centre of mass is at the centre. Skipping either step is the usual reason a clearly drawn digit is
 misread, so :func:`to_mnist` follows that recipe.
+
+For a model that takes another image size (H x W), the same recipe is scaled to that field: the box is
+20/28 of the field's shorter side (rounded, at least 1 pixel) and the centre of mass goes to
+(H / 2, W / 2). At 28 x 28 that is exactly MNIST's 20 x 20 box and (14, 14).
 """
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 _BOX = 20  # MNIST digits are scaled to fit 20 x 20 ...
-_FIELD = 28  # ... and centred by mass in 28 x 28
-_CENTRE = 14.0  # the centre of mass lands on pixel (14, 14), as in MNIST
+_FIELD = 28  # ... and centred by mass in 28 x 28 (the centre of mass lands on pixel (14, 14))
+MNIST_SHAPE = (_FIELD, _FIELD)
 
 
 def _segments(strokes: Sequence[Sequence[tuple[float, float]]]) -> np.ndarray:
@@ -141,7 +145,12 @@ def _resize(crop: np.ndarray, h: int, w: int) -> np.ndarray:
     return out[0, 0].numpy().clip(0, 1)
 
 
-def to_mnist(raster: np.ndarray, threshold: float = 0.05) -> np.ndarray | None:
+def digit_box(shape: tuple[int, int] = MNIST_SHAPE) -> int:
+    """Long side of the digit in an ``(H, W)`` field: MNIST's 20/28 of the shorter side, at least 1."""
+    return max(1, round(_BOX * min(shape) / _FIELD))
+
+
+def to_mnist(raster: np.ndarray, threshold: float = 0.05, shape: tuple[int, int] = MNIST_SHAPE) -> np.ndarray | None:
     """Prepare a drawing the way MNIST digits were prepared.
 
     Parameters
@@ -150,17 +159,23 @@ def to_mnist(raster: np.ndarray, threshold: float = 0.05) -> np.ndarray | None:
         Ink coverage, 1 = ink, 0 = paper (invert a dark-on-light image first).
     threshold : float
         Pixels above it count as ink for the bounding box.
+    shape : (height, width)
+        The field to fill: MNIST's 28 x 28, or the input size of the model that will read it.
 
     Returns
     -------
     numpy.ndarray or None
-        float32 (28, 28) in [0, 1] (not normalised for the model: the caller does that), with the ink's
-        bounding box scaled to a long side of 20 pixels (keeping the aspect ratio) and its centre of
-        mass on pixel (14, 14) as far as the 28 x 28 field allows; None when there is no ink.
+        float32 ``shape`` in [0, 1] (not normalised for the model: the caller does that), with the ink's
+        bounding box scaled to a long side of :func:`digit_box` pixels (20 in 28 x 28; keeping the aspect
+        ratio) and its centre of mass on the field's centre (pixel (14, 14) in 28 x 28) as far as the
+        field allows; None when there is no ink.
     """
     a = np.asarray(raster, dtype=np.float32)
     if a.ndim != 2:
         raise ValueError(f"a raster must be 2-D (height, width); got shape {a.shape}")
+    field_h, field_w = (int(v) for v in shape)
+    if field_h < 1 or field_w < 1:
+        raise ValueError(f"the field must be at least 1 x 1; got {field_h} x {field_w}")
     a = np.clip(np.where(np.isfinite(a), a, 0), 0, 1)
     ink = a > threshold
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
@@ -168,24 +183,26 @@ def to_mnist(raster: np.ndarray, threshold: float = 0.05) -> np.ndarray | None:
         return None
     crop = a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = crop.shape
-    scale = _BOX / max(h, w)
+    scale = digit_box((field_h, field_w)) / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     digit = _resize(crop, nh, nw)
     mass = float(digit.sum())
     if not mass > 0:
         return None
-    # Centre of mass in pixel-index units; place it on (14, 14) without pushing ink off the field.
+    # Centre of mass in pixel-index units; place it on the centre without pushing ink off the field.
     cy = float((digit.sum(axis=1) * np.arange(nh)).sum()) / mass
     cx = float((digit.sum(axis=0) * np.arange(nw)).sum()) / mass
-    top = min(max(math.floor(_CENTRE - cy + 0.5), 0), _FIELD - nh)
-    left = min(max(math.floor(_CENTRE - cx + 0.5), 0), _FIELD - nw)
-    out = np.zeros((_FIELD, _FIELD), dtype=np.float32)
+    top = min(max(math.floor(field_h / 2 - cy + 0.5), 0), field_h - nh)
+    left = min(max(math.floor(field_w / 2 - cx + 0.5), 0), field_w - nw)
+    out = np.zeros((field_h, field_w), dtype=np.float32)
     out[top : top + nh, left : left + nw] = digit
     return out
 
 
 def strokes_to_mnist(
-    strokes: Sequence[Sequence[tuple[float, float]]], size: int = 280, width: float = 18.0
+    strokes: Sequence[Sequence[tuple[float, float]]], size: int = 280, width: float = 18.0,
+    shape: tuple[int, int] = MNIST_SHAPE,
 ) -> np.ndarray | None:
-    """``to_mnist(render_strokes(strokes, size, width))``: the drawing as a 28 x 28 image, or None."""
-    return to_mnist(render_strokes(strokes, size=size, width=width))
+    """``to_mnist(render_strokes(strokes, size, width), shape=shape)``: the drawing as a ``shape`` image, or
+    None."""
+    return to_mnist(render_strokes(strokes, size=size, width=width), shape=shape)

@@ -3,6 +3,7 @@
 Pure torch/numpy: nothing here imports Qt.
 """
 from cnnviz.models.build import CnnvizNet, build_model, count_parameters
+from cnnviz.models.fit import fit_to_images, image_shape, input_mismatch, spec_for_data
 from cnnviz.models.shapes import LayerShape, infer_shapes
 from cnnviz.models.spec import (
     ACTIVATIONS,
@@ -36,9 +37,13 @@ __all__ = [
     "count_parameters",
     "dense",
     "dropout",
+    "fit_to_images",
     "flatten",
     "format_summary",
+    "image_shape",
     "infer_shapes",
+    "input_mismatch",
     "maxpool",
+    "spec_for_data",
     "summarize",
 ]

@@ -250,6 +250,16 @@ class ModelSpec:
         layers[dense_at[-1]] = dataclasses.replace(layers[dense_at[-1]], size=n)
         return dataclasses.replace(self, layers=tuple(layers), num_classes=n)
 
+    def with_input_shape(self, shape: tuple[int, int, int]) -> "ModelSpec":
+        """Copy that takes ``(C, H, W)`` images; the layers stay as they are.
+
+        Only the shape itself is checked here (three positive integers); whether the layers fit it is
+        :func:`cnnviz.models.shapes.infer_shapes`'s job (see :func:`cnnviz.models.fit.fit_to_images`).
+        """
+        spec = dataclasses.replace(self, input_shape=tuple(shape))
+        check_header(spec)
+        return spec
+
 
 # ---------------------------------------------------------------------------------------------
 # Short constructors used by presets.

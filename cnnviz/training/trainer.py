@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from cnnviz.config import Recipe
 from cnnviz.data.prepare import PreparedData, Split
-from cnnviz.errors import CnnvizError, ConfigError, TrainingError
-from cnnviz.models import ModelSpec, build_model
+from cnnviz.errors import CnnvizError, ConfigError, SpecError, TrainingError
+from cnnviz.models import ModelSpec, build_model, input_mismatch
 from cnnviz.training.callbacks import HOOKS, bound_hooks
 from cnnviz.training.control import RunControl
 from cnnviz.training.history import History
@@ -70,6 +70,9 @@ class Trainer:
         if spec.num_classes != data.num_classes:
             raise ConfigError(f"the model has {spec.num_classes} outputs but the task has {data.num_classes} "
                               f"classes ({', '.join(data.class_names)})")
+        mismatch = input_mismatch(spec, data)
+        if mismatch:  # said here, not as a matrix-size error from the first batch (callers fit specs with
+            raise SpecError(mismatch)  # cnnviz.models.spec_for_data; this is for one that did not)
         self.device = resolve_device(recipe.train.device)
         torch.manual_seed(recipe.train.seed)
         self.model = build_model(spec).to(self.device)

@@ -1,5 +1,5 @@
-"""Draw a digit and watch the network read it: the 28 x 28 image it sees, live class probabilities and
-where it looks (saliency / Grad-CAM).
+"""Draw a digit and watch the network read it: the image it sees (28 x 28 for MNIST; always the model's
+input size), live class probabilities and where it looks (saliency / Grad-CAM).
 
 Every update draws only the new pen segments (``StrokeRasterizer``), then one ``to_mnist`` and one forward
 pass (a few ms), so predictions
@@ -27,7 +27,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.gui.session import InputImage
 from cnnviz.gui.widgets.colormaps import sequential_lut
 from cnnviz.gui.widgets.draw_canvas import CANVAS_PIXELS, DEFAULT_STROKE_WIDTH, DrawCanvas, Throttle
-from cnnviz.inspect.canvas import StrokeRasterizer, to_mnist
+from cnnviz.inspect.canvas import StrokeRasterizer, digit_box, to_mnist
 from cnnviz.inspect.saliency import grad_cam, saliency
 
 OVERLAYS = ("None", "Saliency", "Grad-CAM")
@@ -37,7 +37,7 @@ _UNTRAINED = "The model is untrained: predictions are random until you train"
 
 
 def _blend_heatmap(pixels: np.ndarray, heat: np.ndarray | None) -> np.ndarray:
-    """The gray 28 x 28 image as RGB uint8, with ``heat`` (0..1) laid over it in inferno colours."""
+    """The gray H x W image as RGB uint8, with ``heat`` (0..1, same size) laid over it in inferno colours."""
     gray = np.repeat((np.clip(pixels, 0, 1) * 255).astype(np.float32)[..., None], 3, axis=2)
     if heat is None:
         return gray.astype(np.uint8)
@@ -190,24 +190,25 @@ class DrawPanel(QWidget):
         left.addWidget(self.canvas, 1)
         left.addLayout(pen_row)
         tip = QLabel("Tip: the network only knows MNIST-style digits: one digit, drawn big, with a steady "
-                     "stroke. Watch the 28 × 28 image to see what it is given.")
+                     "stroke. Watch the small image to see what it is given.")
         tip.setWordWrap(True)
         tip.setEnabled(False)  # the palette's muted text colour
         left.addWidget(tip)
         left.addWidget(self.feature_maps_check)
         left.addStretch(1)
 
-        seen = QLabel("What the network sees (28 × 28)")
-        seen.setToolTip("Your drawing scaled to fit 20 × 20 and centred by mass in 28 × 28, as MNIST digits were")
+        self.seen_label = seen = QLabel()
+        seen.setObjectName("seenLabel")
         self._preview_view = pg.GraphicsView(background=QColor(0, 0, 0))
         self._preview_view.setObjectName("mnistPreview")
         self._preview_view.setFixedSize(_PREVIEW_SIDE, _PREVIEW_SIDE)
-        self._preview_view.setToolTip(seen.toolTip())
         box = pg.ViewBox(lockAspect=True, invertY=True, enableMouse=False, enableMenu=False, defaultPadding=0)
         self._preview_view.setCentralItem(box)
+        self._preview_box = box
         self._preview = pg.ImageItem(axisOrder="row-major")
         box.addItem(self._preview)
-        box.setRange(QRectF(0, 0, 28, 28), padding=0)
+        self._shown_size: tuple[int, int] | None = None
+        self._show_input_size()
         self.overlay_combo = QComboBox()
         self.overlay_combo.setObjectName("overlayCombo")
         self.overlay_combo.addItems(OVERLAYS)
@@ -263,11 +264,11 @@ class DrawPanel(QWidget):
         return list(self._probs)
 
     def mnist_input(self) -> np.ndarray | None:
-        """The 28 x 28 [0, 1] image the network is shown (None when nothing is drawn)."""
+        """The H x W [0, 1] image the network is shown (the model's input size; None when nothing is drawn)."""
         return None if self._pixels is None else self._pixels.copy()
 
     def overlay(self) -> np.ndarray | None:
-        """The saliency / Grad-CAM map (28 x 28, 0..1) laid over the preview, or None."""
+        """The saliency / Grad-CAM map (the input's H x W, 0..1) laid over the preview, or None."""
         if self._dirty:
             self._refresh()
         return None if self._heat is None else self._heat.copy()
@@ -287,6 +288,12 @@ class DrawPanel(QWidget):
         self._weights_throttle.request()
 
     def _on_model_or_data_changed(self, _value) -> None:
+        drawing = self._session.selected_input
+        if drawing is not None and drawing.source == "drawing" and drawing.pixels.shape != self._session.input_size:
+            # The feature maps show this drawing at the old input size: prepare it again for the new model.
+            self._refresh()
+            self._send_to_feature_maps()
+            return
         if not self.isVisible():
             self._dirty = True
             return
@@ -305,9 +312,10 @@ class DrawPanel(QWidget):
         self.untrained_note.setVisible(not session.trained)
         had = self._pixels is not None
         pixels = None
+        self._show_input_size()
         if not self.canvas.is_empty():
             raster = self._rasterizer.render(self.canvas.strokes(), self.canvas.stroke_width())
-            pixels = to_mnist(raster)
+            pixels = to_mnist(raster, shape=session.input_size)  # MNIST's recipe at the model's input size
         names = tuple(session.class_names)
         self._pixels, self._probs, self._heat = pixels, [], None
         self.error_note.hide()
@@ -334,8 +342,23 @@ class DrawPanel(QWidget):
             self.headline.setText("No prediction")
         self.prediction_changed.emit(list(self._probs))
 
+    def _show_input_size(self) -> None:
+        """Size the preview and its caption to the model's input (28 x 28 for MNIST)."""
+        size = self._session.input_size
+        if size == self._shown_size:
+            return
+        self._shown_size = size
+        h, w = size
+        box = digit_box(size)
+        self.seen_label.setText(f"What the network sees ({h} × {w})")
+        tip = (f"Your drawing scaled to fit {box} × {box} and centred by mass in {h} × {w}, as MNIST digits "
+               "were (20 × 20 in 28 × 28)")
+        self.seen_label.setToolTip(tip)
+        self._preview_view.setToolTip(tip)
+        self._preview_box.setRange(QRectF(0, 0, w, h), padding=0)
+
     def _show_empty(self, names: tuple[str, ...]) -> None:
-        self._preview.setImage(np.zeros((28, 28, 3), np.uint8), levels=(0, 255), autoLevels=False)
+        self._preview.setImage(np.zeros((*self._session.input_size, 3), np.uint8), levels=(0, 255), autoLevels=False)
         self.bars.set_data(names, [])
         self.headline.setText("Draw a digit")
 

@@ -213,6 +213,13 @@ class ExperimentPanel(QWidget):
             ("Validation", self.validation_combo), ("Held out", self.fraction_spin), ("Pixels", self.norm_combo),
             ("One vs rest", _pair(self.ovr_check, self.ovr_spin, 1)),
         ])
+        # Under the dataset chooser: why the loaded data cannot be trained with the model (set by the window).
+        self.data_problem_label = QLabel(objectName="dataProblem", wordWrap=True, visible=False,
+                                         styleSheet="QLabel { color: #c62828; }",
+                                         toolTip="Why the model cannot train on this data; choose another "
+                                                 "model (preset) or other data.")
+        self.data_problem_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._data_form.insertRow(1, self.data_problem_label)
         return box
 
     def _model_group(self) -> QGroupBox:
@@ -329,6 +336,15 @@ class ExperimentPanel(QWidget):
         with self._quiet():
             self._fill_dataset(dataset, data_dir)
         self._check()
+
+    def set_data_problem(self, text: str) -> None:
+        """Show why the loaded data and the model do not go together under the dataset chooser ("" hides it)."""
+        self.data_problem_label.setText(text)
+        self.data_problem_label.setVisible(bool(text))
+
+    def data_problem(self) -> str:
+        """The message under the dataset chooser ("" when there is none)."""
+        return self.data_problem_label.text() if not self.data_problem_label.isHidden() else ""
 
     def set_running(self, running: bool) -> None:
         """Lock everything but learning rate and batch size while a run trains."""

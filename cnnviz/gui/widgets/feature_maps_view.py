@@ -29,7 +29,7 @@ from cnnviz.inspect.activations import LayerActivation, feature_maps
 from cnnviz.inspect.mosaic import Mosaic, activation_mosaic
 
 _WEIGHTS_DELAY_MS = 100  # weights arrive at ~5 Hz while training; redraw at most 10 times a second
-_THUMB = 56  # input thumbnail: 28 x 28 at 2x
+_THUMB = 56  # input thumbnail: 28 x 28 at 2x (other sizes are fitted into it)
 _EMPTY = "Load data or draw a digit to see what every layer of the network makes of it."
 
 

@@ -1,7 +1,8 @@
 """A scrolling grid of test-image thumbnails labelled "predicted (true)", green when right, red when wrong.
 
 Shows at most ``cap`` images (with a "showing 200 of 812" note) so a gallery of a whole test set stays
-instant; the thumbnails are the raw 28x28 digits scaled up with nearest-neighbour so pixels stay crisp.
+instant; the thumbnails are the raw digits (28x28 for MNIST, any size) scaled up by a whole factor with
+nearest-neighbour so pixels stay crisp, the factor chosen so a thumbnail is about as big as a 28x28 one.
 """
 from __future__ import annotations
 
@@ -56,9 +57,8 @@ class ImageGallery(QWidget):
         self._list.setUniformItemSizes(True)
         self._list.setWrapping(True)
         self._list.setSpacing(2)
-        side = 28 * scale
-        self._list.setIconSize(QSize(side, side))
-        self._list.setGridSize(QSize(max(side + 14, 64), side + 24))
+        self._pixel_scale = 0  # whole factor the current images are scaled by (set by _fit_icons)
+        self._fit_icons(28, 28)
         self._list.setToolTip("Click an image to make it the input of the feature maps")
         self._list.itemClicked.connect(self._on_item)
         self._list.itemActivated.connect(self._on_item)  # Enter on the keyboard
@@ -105,10 +105,12 @@ class ImageGallery(QWidget):
         self._total = int(idx.size)
         shown = idx[: self.cap]
         self._last_click = (-1, 0.0)
-        if self._icons_of is None or self._icons_of() is not raw:
+        new_raw = self._icons_of is None or self._icons_of() is not raw
+        if new_raw:
             self._icons, self._icons_of = {}, weakref.ref(raw)
+            self._fit_icons(*raw.shape[1:3])
         new_indices = [int(i) for i in shown]
-        same = new_indices == self._indices and self._list.count() == len(new_indices)
+        same = not new_raw and new_indices == self._indices and self._list.count() == len(new_indices)
         self._list.setUpdatesEnabled(False)  # one repaint for the whole batch
         if not same:
             self._list.clear()
@@ -128,7 +130,7 @@ class ImageGallery(QWidget):
             else:
                 icon = self._icons.get(i)
                 if icon is None:
-                    icon = self._icons[i] = QIcon(thumbnail(raw[i], self.scale))
+                    icon = self._icons[i] = QIcon(thumbnail(raw[i], self._pixel_scale))
                 item = QListWidgetItem(icon, text)
                 item.setData(INDEX_ROLE, i)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
@@ -150,6 +152,16 @@ class ImageGallery(QWidget):
         self._stack.setCurrentWidget(self._list if self._indices else self._empty)
         if not self._indices:
             self._empty.setText("No images here")
+
+    def _fit_icons(self, height: int, width: int) -> None:
+        """Scale images of this size by the whole factor that makes them about ``28 * scale`` pixels."""
+        factor = max(1, round(28 * self.scale / max(height, width, 1)))
+        if factor == self._pixel_scale and self._list.iconSize() == QSize(width * factor, height * factor):
+            return
+        self._pixel_scale = factor
+        w, h = width * factor, height * factor
+        self._list.setIconSize(QSize(w, h))
+        self._list.setGridSize(QSize(max(w + 14, 64), h + 24))
 
     def clear(self, text: str | None = None) -> None:
         """Remove every image and show ``text`` (or the last empty text)."""

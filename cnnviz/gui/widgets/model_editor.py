@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from cnnviz.errors import SpecError
 from cnnviz.gui.widgets.layer_dialog import NEW_LAYERS, LayerForm, error_layer_index, layer_names, settings_text
-from cnnviz.models import LAYER_KINDS, LayerSpec, ModelSpec, dense, infer_shapes, summarize
+from cnnviz.models import LAYER_KINDS, LayerSpec, ModelSpec, dense, image_shape, infer_shapes, summarize
 from cnnviz.models.files import read_model_file, write_model_file
 from cnnviz.presets import PRESETS
 
@@ -254,13 +254,19 @@ class ModelEditor(QWidget):
 
     def load_preset(self, name: str) -> None:
         """Replace the draft with preset ``name``'s model, sized to the data's classes."""
-        spec, note = PRESETS[name].spec, ""
+        spec, note = self._for_data(PRESETS[name].spec), ""
         classes = len(self.session.class_names)
         if spec.num_classes != classes:
             spec = spec.with_num_classes(classes)
             note = f" (its output layer set to {classes} units for the {classes} classes of the data)"
         self._set_draft(spec)
         self._info(f"Loaded the {name} model{note}. Apply it to train it.")
+
+    def _for_data(self, spec: ModelSpec) -> ModelSpec:
+        """``spec`` taking the loaded data's image size (a preset or model file may be written for another);
+        whether its layers allow that size shows in the table like any other problem."""
+        data = self.session.data
+        return spec.with_input_shape(image_shape(data)) if data is not None and len(data.test) else spec
 
     def apply(self) -> bool:
         """Emit ``spec_applied`` with the draft if it is valid; returns whether it did."""
@@ -282,7 +288,7 @@ class ModelEditor(QWidget):
     def load_model(self, path: str) -> bool:
         """Read a model JSON file into the draft; False (and a message) for a bad file."""
         try:
-            spec = read_model_file(path)
+            spec = self._for_data(read_model_file(path))
         except SpecError as exc:
             return self._fail(str(exc))
         self._set_draft(spec)
