@@ -38,7 +38,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
 SECTION = "## Soak runs"
 FRAME_MS = 16
 LATE_MS, STALL_MS = 50.0, 200.0
-BYTES_PER_STEP = 3 * 36 + 5 * 8 * 2  # history: 3 Python float lists; curves: 5 float64 buffers that double
+BYTES_PER_STEP = 6 * 8 * 2  # the one history: loss, accuracy, lr, 2 moving averages, step numbers (float64, doubling)
 
 
 class Meter:

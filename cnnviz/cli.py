@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 
 from cnnviz.errors import CnnvizError
+from cnnviz.formatting import format_seconds
 from cnnviz.training.callbacks import Callback
 
 EXIT_USER_ERROR = 2
@@ -184,7 +185,7 @@ def cmd_train(args) -> int:
         with _stop_on_ctrl_c(trainer):
             result = trainer.fit()
         progress.finish()
-        summary = _summary(name, trainer, result, data)
+        summary = _summary(name, trainer, result)
         saved = _save_run(run, trainer, result, summary) if run is not None else None
     finally:
         if run is not None:
@@ -292,15 +293,10 @@ class _stop_on_ctrl_c:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def _summary(name, trainer, result, data) -> dict:
-    evaluation = result.evaluation
-    return {
-        "preset": name, "params": sum(_param_counts(trainer.model)), "epochs": result.epochs_completed,
-        "steps": result.steps, "status": result.status, "dataset": data.name,
-        "test_accuracy": evaluation.accuracy if evaluation else None, "seconds": round(result.seconds, 3),
-        "images_per_second": round(result.images_per_second, 1), "error": result.error,
-        "input_shape": list(trainer.spec.input_shape),  # (C, H, W) of the data's images
-    }
+def _summary(name, trainer, result) -> dict:
+    from cnnviz.training.rundir import run_summary
+
+    return run_summary(name, trainer, result)
 
 
 def _save_run(run, trainer, result, summary) -> str:
@@ -310,13 +306,13 @@ def _save_run(run, trainer, result, summary) -> str:
     to keep, so nothing is written (an existing run in the folder is never replaced by a failed one). A save
     that fails puts the run into a rescue folder in the user cache, which the message names."""
     from cnnviz.training.checkpoint import from_trainer
-    from cnnviz.training.rundir import RunFolderError
+    from cnnviz.training.rundir import RunFolder, RunFolderError
 
     if result.status == "failed" and trainer.step_count == trainer.fit_start_step:
         return f"Nothing was saved; {run.path} is unchanged." if run.holds_run() else "Nothing was saved."
     checkpoint = from_trainer(trainer)
     try:
-        write_run_files(run.path, checkpoint, summary)
+        run.write(checkpoint, summary)
         where = run.path
     except (OSError, CnnvizError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -324,7 +320,7 @@ def _save_run(run, trainer, result, summary) -> str:
 
         try:
             rescue = rescue_folder(run.path.name or "run")
-            write_run_files(rescue, checkpoint, summary)
+            RunFolder(rescue).write(checkpoint, summary)
         except (OSError, CnnvizError) as again:
             raise RunFolderError(f"could not save the run to {run.path} ({reason}), nor to a rescue folder "
                                  f"({again}); the trained weights are lost") from None
@@ -332,18 +328,6 @@ def _save_run(run, trainer, result, summary) -> str:
                              "instead") from None
     return f"saved to {where}" if result.status != "failed" else f"The run up to step {trainer.step_count} " \
         f"was saved to {where}."
-
-
-def write_run_files(folder: Path, checkpoint, summary: dict) -> None:
-    """The run folder's files: the checkpoint, per-epoch and per-step CSV, and the JSON summary."""
-    from cnnviz.training.checkpoint import save_checkpoint
-    from cnnviz.training.rundir import (CHECKPOINT_NAME, METRICS_NAME, STEPS_NAME, SUMMARY_NAME, summary_json,
-                                        write_text_atomic)
-
-    save_checkpoint(folder / CHECKPOINT_NAME, checkpoint)
-    write_text_atomic(folder / METRICS_NAME, checkpoint.history.to_csv())
-    write_text_atomic(folder / STEPS_NAME, checkpoint.history.steps_csv())
-    write_text_atomic(folder / SUMMARY_NAME, summary_json(summary))
 
 
 def saved_nothing(run) -> bool:
@@ -449,12 +433,6 @@ def _renormalize(split, normalization):
     return dataclasses.replace(split, images=normalization.apply(split.raw))
 
 
-def _param_counts(model) -> tuple[int, int]:
-    from cnnviz.models import count_parameters
-
-    return count_parameters(model)
-
-
 def _print_evaluation(evaluation, class_names) -> None:
     if evaluation is None:
         return
@@ -468,9 +446,8 @@ class _Progress(Callback):
     """A one-line progress bar with throughput and ETA on stderr, redrawn 10 times a second (every 5 s when
     stderr is not a terminal).
 
-    It asks the training thread for the latest metrics between two batches (`control.call_soon`) instead of
-    listening to every step, which keeps the Trainer on its cheapest path (a step listener costs ~4% of a
-    cntk-conv step)."""
+    A Pacer asks the training thread for the latest metrics between two batches instead of listening to
+    every step, which keeps the Trainer on its cheapest path (a step listener costs ~4% of a cntk-conv step)."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -479,26 +456,24 @@ class _Progress(Callback):
         self._dirty = False
         self.interval = 0.1 if self.tty else 5.0  # seconds between two redraws of the line
         self._test = None  # a test evaluation not shown yet
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
+        self._poller = None
 
     def on_fit_start(self, trainer) -> None:
         if not self.enabled:
             return
-        interval = self.interval
+        from cnnviz.training.pacing import Every, Pacer
 
-        def poll() -> None:
-            while not self._stop.wait(interval):
-                trainer.control.call_soon(lambda: self.show(trainer.latest_step_metrics()))
+        every = Every(self.interval)
 
-        self._stop.clear()
-        self._poller = threading.Thread(target=poll, name="cnnviz-progress", daemon=True)
-        self._poller.start()
+        def tick() -> None:
+            every.ticked()
+            self.show(trainer.latest_step_metrics())
+
+        self._poller = Pacer(trainer.control, tick, every).start("cnnviz-progress")
 
     def on_fit_end(self, trainer, result) -> None:
         if self._poller is not None:
-            self._stop.set()
-            self._poller.join()
+            self._poller.stop()
             self._poller = None
         self._test = None
 
@@ -506,7 +481,7 @@ class _Progress(Callback):
         """Redraw the line from a step's metrics (None before the first step: nothing to show)."""
         if m is None or not self.enabled:
             return
-        eta = _fmt_seconds(m.eta_seconds) if m.eta_seconds is not None else "?"
+        eta = format_seconds(m.eta_seconds)
         bar = "#" * int(m.progress * 30)
         rate = f"{m.images_per_second:,.0f}" if m.images_per_second > 0 else "-"  # one poll gives no rate yet
         line = (f"epoch {m.epoch}/{m.epochs} [{bar:<30}] {m.progress * 100:5.1f}% loss {m.loss:.4f} "
@@ -546,8 +521,3 @@ class _Progress(Callback):
         if self._dirty:
             sys.stderr.write("\n")
             self._dirty = False
-
-
-def _fmt_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}"

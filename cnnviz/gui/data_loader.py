@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import threading
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from cnnviz.config import DataConfig
 from cnnviz.errors import CnnvizError
-from cnnviz.gui.worker_threads import return_to_gui_thread
+from cnnviz.gui.worker_threads import end_worker, return_to_gui_thread, start_worker
 
 
 class _LoadWorker(QObject):
@@ -65,16 +65,10 @@ class DataLoader(QObject):
         self._config = config
         self._cancel = threading.Event()
         self._worker = _LoadWorker(config, self._cancel)
-        self._thread = QThread(self)
-        self._worker.moveToThread(self._thread)
-        self._thread.started.connect(self._worker.run)
         self._worker.progress.connect(self._on_progress)
         self._worker.loaded.connect(self._on_loaded)
         self._worker.failed.connect(self._on_failed)
-        # direct: QThread.quit is thread-safe, and a queued call would wait for a GUI thread blocked in wait()
-        self._worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
-        self._thread.finished.connect(self._on_thread_finished)
-        self._thread.start()
+        self._thread = start_worker(self._worker, self, self._on_thread_finished)
         self.busy_changed.emit(True)
         return True
 
@@ -107,11 +101,6 @@ class DataLoader(QObject):
     def _on_thread_finished(self) -> None:
         if self._thread is None:
             return
-        # `finished` comes just before the thread ends: let it end first (microseconds). The worker moved
-        # itself back to this thread (worker_threads.py), so it is deleted here, never in its own thread.
-        self._thread.wait()
         thread, worker, self._thread, self._worker = self._thread, self._worker, None, None
-        thread.deleteLater()
-        if worker is not None:
-            worker.deleteLater()
+        end_worker(thread, worker)
         self.busy_changed.emit(False)

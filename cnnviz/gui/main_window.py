@@ -23,7 +23,8 @@ from cnnviz.gui.widgets.feature_maps_view import FeatureMapsView
 from cnnviz.gui.widgets.filters_view import FiltersView
 from cnnviz.gui.widgets.message_banner import MessageBanner
 from cnnviz.gui.widgets.model_editor import ModelEditor
-from cnnviz.gui.widgets.run_controls import RunControls, format_seconds
+from cnnviz.formatting import format_seconds
+from cnnviz.gui.widgets.run_controls import RunControls
 from cnnviz.gui.window_menus import build_menus
 from cnnviz.errors import SpecError
 from cnnviz.models import ModelSpec, fit_to_images, image_shape, input_mismatch, spec_for_data
@@ -204,6 +205,7 @@ class MainWindow(QMainWindow):
         if self.controller.active or self.loader.busy or self._refuse_for_data_problem():
             return
         self.banner.dismiss()
+        self.controller.run_name = self.preset_name
         self.controller.start()
 
     @Slot()

@@ -7,6 +7,7 @@ trainer is mutating).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,13 +125,12 @@ class Session(QObject):
 
     # -- metrics from the trainer ----------------------------------------------------------------------
     def add_steps(self, batch: StepBatch) -> None:
-        h = self.history
-        h.step_loss.extend(batch.losses.tolist())
-        h.step_accuracy.extend(batch.accuracies.tolist())
-        h.step_lr.extend(batch.lrs.tolist())
+        self.history.add_steps(batch.losses, batch.accuracies, batch.lrs)
         self.steps_added.emit(batch)
 
     def add_epoch(self, metrics: EpochMetrics) -> None:
+        if metrics.step is None:  # the trainer sends an epoch's last steps before its end: it ended here
+            metrics = dataclasses.replace(metrics, step=self.history.steps)
         self.history.epochs.append(metrics)
         self.epoch_ended.emit(metrics)
 

@@ -12,7 +12,7 @@ import threading
 from PySide6.QtCore import QObject, Signal, Slot
 
 from cnnviz.gui.worker_threads import return_to_gui_thread
-from cnnviz.training.messages import FAILED, FitResult
+from cnnviz.training.messages import FAILED, Command, FitResult
 from cnnviz.training.runner import TrainingJob, TrainingProcess
 
 
@@ -28,10 +28,10 @@ class TrainingWorker(QObject):
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._shutdown = threading.Event()
 
-    def command(self, name: str, *args) -> None:
-        """Queue a control call for the process (pause, resume, step, request_stop, set_learning_rate,
-        set_batch_size, ack_snapshot, save). Safe from any thread."""
-        self._commands.put((name, args))
+    def command(self, command: Command) -> None:
+        """Queue a command (cnnviz.training.messages: Pause, Step, SaveCheckpoint, ...) for the process.
+        Safe from any thread."""
+        self._commands.put(command)
 
     def shutdown(self) -> None:
         """Stop the run and end the loop (safe from any thread)."""
@@ -64,7 +64,7 @@ class TrainingWorker(QObject):
     def _drain_commands(self, process: TrainingProcess) -> None:
         while True:
             try:
-                name, args = self._commands.get_nowait()
+                command = self._commands.get_nowait()
             except queue.Empty:
                 return
-            getattr(process, name)(*args)
+            process.send(command)

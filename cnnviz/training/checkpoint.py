@@ -188,8 +188,10 @@ def _decode(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> Checkpoin
                 state.setdefault(int(index), {})[entry] = value
         optimizer = {"state": state, "param_groups": optimizer["param_groups"]}
     arrays = {k[len("history."):]: v.numpy() for k, v in tensors.items() if k.startswith("history.")}
+    epoch, step, batch_in_epoch = int(progress["epoch"]), int(progress["step"]), int(progress["batch_in_epoch"])
+    per_epoch = (step - batch_in_epoch) // epoch if epoch > 0 else None  # for epochs saved without their step
     history = History.restore(arrays, json.loads(meta.get("history_epochs", "[]")),
-                              json.loads(meta.get("test_accuracy", "[]")))
+                              json.loads(meta.get("test_accuracy", "[]")), steps_per_epoch=per_epoch)
     return Checkpoint(
         spec=spec, recipe=Recipe.from_dict(json.loads(meta["recipe"])),
         normalization=Normalization.from_dict(json.loads(meta["normalization"])),

@@ -6,11 +6,29 @@ handed to another thread or pickled to another process while the trainer goes on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol, Union
 
 import numpy as np
 
-# States a training run goes through, as the window shows them.
-IDLE, RUNNING, PAUSED, STOPPED, FINISHED, FAILED = "idle", "running", "paused", "stopped", "finished", "failed"
+
+class RunState(str, Enum):
+    """The states a training run goes through, as the window shows them (each equals its name in lower case,
+    so a state reads and compares as plain text in messages, settings and tests)."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+IDLE, RUNNING, PAUSED, STOPPED, FINISHED, FAILED = RunState
+ENDED = frozenset({STOPPED, FINISHED, FAILED})  # states a run ends in
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,7 @@ class EpochMetrics:
     lr: float
     seconds: float
     images_per_second: float
+    step: int | None = None  # the step the epoch ended at (None only in checkpoints from before it was kept)
 
 
 @dataclass(frozen=True)
@@ -78,15 +97,23 @@ class WeightsSnapshot:
 class StateChanged:
     """The run moved to another state (running, paused, ...)."""
 
-    state: str
+    state: RunState
     message: str = ""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should read that does not change the run's state (a save that failed, say)."""
+
+    text: str
+    level: str = "warning"  # "info", "warning" or "error"
 
 
 @dataclass(frozen=True)
 class FitResult:
     """How a call to :meth:`Trainer.fit` ended."""
 
-    status: str  # FINISHED, STOPPED or FAILED
+    status: RunState  # FINISHED, STOPPED or FAILED
     epochs_completed: int
     steps: int
     seconds: float
@@ -114,3 +141,68 @@ class Saved:
     epoch: int
     step: int
     autosave: bool
+
+
+# -- commands: what the window (or any driver) asks a training run to do ---------------------------------
+@dataclass(frozen=True)
+class Pause:
+    """Pause before the next batch."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Go on after a pause."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """Train exactly one more batch, then stay paused (pauses first if running)."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """End the run before the next batch; it can be continued from its last save."""
+
+
+@dataclass(frozen=True)
+class SetLearningRate:
+    """A new base learning rate from the next batch on (the schedule scales from it)."""
+
+    lr: float
+
+
+@dataclass(frozen=True)
+class SetBatchSize:
+    """A new batch size from the next epoch on."""
+
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class AckSnapshot:
+    """The last weight snapshot was drawn: the next one may be sent."""
+
+
+@dataclass(frozen=True)
+class SaveCheckpoint:
+    """Write a checkpoint to `path` between two batches (answered by a Saved message or a Notice)."""
+
+    path: str
+
+
+Command = Union[Pause, Resume, Step, Stop, SetLearningRate, SetBatchSize, AckSnapshot, SaveCheckpoint]
+
+
+class MessageSource(Protocol):
+    """Where a view of a run gets the run's messages from: a training process today; a run folder written
+    by another process tomorrow. Polled from the window's training thread."""
+
+    def poll(self, timeout: float = 0.0) -> list:
+        """The messages that arrived, waiting up to `timeout` seconds for the first."""
+
+    @property
+    def finished(self) -> bool:
+        """True once the run's FitResult was delivered (or the source ended otherwise)."""
+
+    def close(self) -> None:
+        """Free what the source holds (pipes, shared memory, file handles)."""

@@ -10,6 +10,7 @@ No Qt here: the CLI, the window and the tests use the same rules.
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import socket
@@ -135,6 +136,16 @@ class RunFolder:
     def __exit__(self, *exc) -> None:
         self.release()
 
+    # -- writing ---------------------------------------------------------------------------------------
+    def write(self, checkpoint, summary: dict) -> None:
+        """Write the run: its checkpoint, per-epoch and per-step CSV, and the JSON summary, each atomically."""
+        from cnnviz.training.checkpoint import save_checkpoint
+
+        save_checkpoint(self.checkpoint, checkpoint)
+        write_text_atomic(self.path / METRICS_NAME, checkpoint.history.to_csv())
+        write_text_atomic(self.path / STEPS_NAME, checkpoint.history.steps_csv())
+        write_text_atomic(self.path / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
+
     # -- after a run ended -------------------------------------------------------------------------------
     def in_use(self) -> bool:
         """True while a live process owns the folder (holds its marker's lock, or, where locks are not
@@ -165,6 +176,21 @@ class RunFolder:
         return f"process {pid}" if pid is not None else "another process"
 
 
+def run_summary(name: str, trainer, result=None) -> dict:
+    """What `run.json` says of a run: what it is, how far it got and how it ended (`result` None: still going)."""
+    evaluation = result.evaluation if result is not None else trainer.last_evaluation
+    summary = {
+        "preset": name, "params": sum(p.numel() for p in trainer.model.parameters()),
+        "epochs": trainer.epoch, "steps": trainer.step_count, "status": str(result.status) if result else "running",
+        "dataset": trainer.data.name, "test_accuracy": evaluation.accuracy if evaluation is not None else None,
+        "input_shape": list(trainer.spec.input_shape),  # (C, H, W) of the data's images
+    }
+    if result is not None:
+        summary.update(seconds=round(result.seconds, 3), images_per_second=round(result.images_per_second, 1),
+                       error=result.error)
+    return summary
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a small text file atomically (a crash leaves the old file or the new one, never half)."""
     from cnnviz.training.checkpoint import atomic_write_bytes
@@ -172,8 +198,15 @@ def write_text_atomic(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def summary_json(summary: dict) -> str:
-    return json.dumps(summary, indent=2) + "\n"
+def app_data_dir() -> Path:
+    """The user's data folder of cnnviz, where the window's autosaves live (CNNVIZ_DATA_DIR overrides it;
+    tests use that)."""
+    override = os.environ.get("CNNVIZ_DATA_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("cnnviz", appauthor=False))
 
 
 def rescue_folder(name: str) -> Path:
@@ -228,3 +261,65 @@ def _reason(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return exc.strerror or str(exc)
+
+
+class AutosaveSlots:
+    """The window's autosaves: one run folder per window (``window-PID-N``) under `root`, so two windows
+    training at once never overwrite each other's; the pid in the name tells a crash from a window still open.
+
+    A slot whose RUNNING marker no live process owns holds an interrupted run, which the window offers to
+    reopen once; slots of ended windows older than `keep_days` are pruned."""
+
+    PREFIX = "window-"
+    _numbers = itertools.count(1)  # the windows of this process
+
+    def __init__(self, root: str | os.PathLike, keep_days: float = 7.0) -> None:
+        self.root = Path(root)
+        self.keep_days = keep_days
+        self.own = RunFolder(self.root / f"{self.PREFIX}{os.getpid()}-{next(self._numbers)}")
+
+    def interrupted(self) -> RunFolder | None:
+        """The newest slot (not this window's) whose run did not end cleanly and left a checkpoint.
+
+        Older versions kept one autosave right in `root`: it is offered too."""
+        self.prune()
+        found = []
+        for folder in [self.root] + sorted(self.root.glob(f"{self.PREFIX}*")):
+            run = RunFolder(folder)
+            if folder == self.own.path or not run.checkpoint.is_file() or not run.interrupted():
+                continue
+            try:
+                found.append((run.checkpoint.stat().st_mtime, str(folder)))
+            except OSError:
+                continue
+        return RunFolder(max(found)[1]) if found else None
+
+    def prune(self) -> None:
+        """Remove the slots of ended windows (no marker, process gone) older than `keep_days`: interrupted runs
+        that were declined or reopened long ago."""
+        import shutil
+
+        limit = time.time() - self.keep_days * 86400
+        for folder in self.root.glob(f"{self.PREFIX}*"):
+            try:
+                if (folder == self.own.path or (folder / MARKER_NAME).exists()
+                        or process_alive(_slot_pid(folder)) or folder.stat().st_mtime > limit):
+                    continue
+            except OSError:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def dispose(self) -> None:
+        """The window closes cleanly: its slot is of no further use."""
+        import shutil
+
+        self.own.release()
+        shutil.rmtree(self.own.path, ignore_errors=True)
+
+
+def _slot_pid(folder: Path) -> int | None:
+    """The pid in a slot's name ("window-PID-N")."""
+    try:
+        return int(folder.name[len(AutosaveSlots.PREFIX):].split("-")[0])
+    except ValueError:
+        return None

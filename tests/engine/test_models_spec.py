@@ -386,8 +386,3 @@ def test_format_summary_lists_every_layer_and_totals():
     # Fixed width: every table line is as long as the rule or shorter.
     width = len(lines[1])
     assert all(len(line) <= width for line in lines[:-1])
-
-
-def test_engine_does_not_import_qt():
-    code = "import sys, cnnviz.models; sys.exit(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -10,8 +10,9 @@ import numpy as np
 from cnnviz.config import DataConfig, OptimizerConfig, Recipe, TrainConfig
 from cnnviz.models import ModelSpec, conv, dense
 from cnnviz.training.checkpoint import load_checkpoint
-from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, STOPPED, EpochMetrics, Evaluation, FitResult, Saved,
-                                      StateChanged, StepBatch, WeightsSnapshot)
+from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, STOPPED, AckSnapshot, EpochMetrics, Evaluation, Step,
+                                      FitResult, Pause, Resume, Saved, SaveCheckpoint, StateChanged, StepBatch, Stop,
+                                      WeightsSnapshot)
 from cnnviz.training.runner import TrainingJob, TrainingProcess
 
 SPEC = ModelSpec((conv(4, 5, 2, "same"), dense(10)))
@@ -21,8 +22,7 @@ def job(tmp_path, **train) -> TrainingJob:
     recipe = Recipe(data=DataConfig(validation="none", train_subset=1000),
                     optimizer=OptimizerConfig(name="adam", lr=0.01),
                     train=TrainConfig(**{"epochs": 2, "batch_size": 20, **train}))
-    return TrainingJob(spec=SPEC.to_dict(), recipe=recipe, autosave_path=str(tmp_path / "auto.safetensors"),
-                       threads=1)
+    return TrainingJob(spec=SPEC.to_dict(), recipe=recipe, run_dir=str(tmp_path / "auto"), threads=1)
 
 
 def drain(proc: TrainingProcess, until, timeout=60.0, ack=True):
@@ -32,7 +32,7 @@ def drain(proc: TrainingProcess, until, timeout=60.0, ack=True):
         for m in proc.poll(0.05):
             got.append(m)
             if ack and isinstance(m, WeightsSnapshot):
-                proc.ack_snapshot()
+                proc.send(AckSnapshot())
         if until(got):
             return got
     raise AssertionError(f"timed out; got {collections.Counter(type(m).__name__ for m in got)}")
@@ -52,7 +52,7 @@ def test_a_run_streams_every_step_and_autosaves(tmp_path):
     assert sum(isinstance(m, EpochMetrics) for m in got) == 2
     assert sum(isinstance(m, Evaluation) for m in got) == 2
     assert [m.epoch for m in got if isinstance(m, Saved)] == [1, 2]
-    saved = load_checkpoint(tmp_path / "auto.safetensors")
+    saved = load_checkpoint(tmp_path / "auto")
     assert saved.step == 100
     # the values are the run's own, step for step, and each batch's `latest` describes its last step
     np.testing.assert_allclose(np.concatenate([b.losses for b in batches]), saved.history.step_loss, rtol=1e-6)
@@ -68,9 +68,9 @@ def test_the_child_trains_on_the_cheap_path_without_a_per_step_callback():
     """The streamer is paced by the control thread, so the Trainer in the child has no step callback and
     counts accuracies in batches (a per-step callback costs ~4% of a cntk-conv step)."""
     from cnnviz.training.callbacks import bound_hooks
-    from cnnviz.training.runner import _Streamer
+    from cnnviz.training.child import Streamer
 
-    streamer = _Streamer(None, TrainingJob(spec=SPEC.to_dict(), recipe=Recipe()))
+    streamer = Streamer(None, TrainingJob(spec=SPEC.to_dict(), recipe=Recipe()))
     try:
         assert bound_hooks([streamer], "on_step_end") == ()
     finally:
@@ -96,7 +96,7 @@ def test_the_last_snapshot_holds_the_final_weights_and_no_shared_memory_is_left(
     proc.join(10)
     proc.close()
     last = [m for m in got if isinstance(m, WeightsSnapshot)][-1]
-    saved = load_checkpoint(tmp_path / "auto.safetensors")
+    saved = load_checkpoint(tmp_path / "auto")
     assert last.step == got[-1].steps == saved.step == 100
     assert set(last.state) == set(saved.model_state)
     for name, value in saved.model_state.items():
@@ -108,21 +108,21 @@ def test_the_last_snapshot_holds_the_final_weights_and_no_shared_memory_is_left(
 def test_pause_step_resume_and_stop(tmp_path):
     proc = TrainingProcess(job(tmp_path, epochs=50))
     proc.start()
-    proc.pause()
+    proc.send(Pause())
     got = drain(proc, lambda ms: any(isinstance(m, StateChanged) and m.state == PAUSED for m in ms))
     done = lambda ms: max([b.first_step + len(b.losses) - 1 for b in ms if isinstance(b, StepBatch)] or [0])  # noqa
     at_pause = done(got)
     time.sleep(0.5)
     more = drain(proc, lambda ms: True, timeout=0.5)
     assert done(more) <= at_pause  # nothing trains while paused
-    proc.step()
+    proc.send(Step())
     more = drain(proc, lambda ms: done(ms) > 0)
     assert done(more) == at_pause + 1
-    proc.save(str(tmp_path / "paused.safetensors"))
+    proc.send(SaveCheckpoint(str(tmp_path / "paused.safetensors")))
     drain(proc, lambda ms: any(isinstance(m, Saved) and not m.autosave for m in ms))
     assert load_checkpoint(tmp_path / "paused.safetensors").step == at_pause + 1
-    proc.resume()
-    proc.request_stop()
+    proc.send(Resume())
+    proc.send(Stop())
     got = drain(proc, lambda ms: any(isinstance(m, FitResult) for m in ms))
     assert got[-1].status == STOPPED
     assert proc.join(10)

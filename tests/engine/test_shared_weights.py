@@ -75,7 +75,8 @@ def test_the_runner_falls_back_to_pickled_snapshots(monkeypatch):
     from cnnviz.data.prepare import load_data
     from cnnviz.models import ModelSpec, conv, dense
     from cnnviz.training.messages import WeightsSnapshot
-    from cnnviz.training.runner import TrainingJob, _Streamer
+    from cnnviz.training.child import Streamer
+    from cnnviz.training.runner import TrainingJob
     from cnnviz.training.trainer import Trainer
 
     recipe = Recipe(data=DataConfig(validation="none", train_subset=200), train=TrainConfig(epochs=1, batch_size=50))
@@ -86,7 +87,7 @@ def test_the_runner_falls_back_to_pickled_snapshots(monkeypatch):
         def send(self, message):
             sent.append(message)
 
-    streamer = _Streamer(Conn(), TrainingJob(spec={}, recipe=recipe))
+    streamer = Streamer(Conn(), TrainingJob(spec={}, recipe=recipe))
     monkeypatch.setattr(shared_weights, "_create_block", lambda size: None)
     streamer.send_snapshot(trainer)
     assert isinstance(sent[-1], WeightsSnapshot) and sent[-1].state.keys() == trainer.model.state_dict().keys()

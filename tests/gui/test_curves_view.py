@@ -3,7 +3,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 
-from cnnviz.gui.widgets.curves_view import WINDOW, CurvesView, StepBuffers, trailing_mean
+from cnnviz.gui.widgets.curves_view import WINDOW, CurvesView, trailing_mean
 from cnnviz.training.history import History
 from cnnviz.training.messages import EpochMetrics, Evaluation, StepBatch, StepMetrics
 
@@ -63,14 +63,22 @@ def test_steps_grow_the_curves_and_the_moving_average_matches_numpy(view, sessio
 
 
 def test_buffers_double_without_losing_data():
-    buffers = StepBuffers(capacity=8)
+    history = History()
     loss, acc, lr = synthetic(1000)
     for start in range(0, 1000, 7):
-        buffers.append(start + 1, loss[start:start + 7], acc[start:start + 7], lr[start:start + 7])
-    assert buffers.n == 1000 and len(buffers._arrays["loss"]) == 1024
-    np.testing.assert_array_equal(buffers["loss"], loss)
-    np.testing.assert_allclose(buffers["loss_ma"], reference_average(loss), rtol=1e-5)
-    assert buffers["loss"].base is not None  # a view of the buffer, not a copy
+        history.add_steps(loss[start:start + 7], acc[start:start + 7], lr[start:start + 7])
+    assert history.steps == 1000 and len(history.step_loss._data) == 1024
+    np.testing.assert_array_equal(history.step_loss.values, loss)
+    np.testing.assert_allclose(history.moving_average("step_loss"), reference_average(loss), rtol=1e-5)
+    assert history.step_loss.values.base is not None  # a view of the buffer, not a copy
+
+
+def test_the_view_draws_the_session_s_one_history(view, session):
+    loss, acc, lr = synthetic(300)
+    feed(session, loss, acc, lr)
+    view.point_count()
+    assert view.buffers.history is session.history
+    assert np.shares_memory(view.buffers["loss"], session.history.step_loss.values)
 
 
 def test_moving_average_skips_non_finite_values():
@@ -128,9 +136,14 @@ def test_history_reset_redraws_from_the_history(view, session, qtbot):
 def test_history_epochs_use_the_runs_batches_per_epoch(view, session, sample_data):
     bpe = -(-len(sample_data.train) // session.recipe.train.batch_size)
     n = 2 * bpe + 5  # stopped 5 batches into the third epoch
-    history = History(*[list(a) for a in synthetic(n)], [epoch(1), epoch(2)], [])
+    # a checkpoint saved before epochs carried their step: restored from the run's progress (as
+    # checkpoint.load_checkpoint passes it), not guessed by the view
+    loss, acc, lr = synthetic(n)
+    old_epochs = [{k: v for k, v in epoch(i).__dict__.items() if k != "step"} for i in (1, 2)]
+    history = History.restore({"step_loss": loss, "step_accuracy": acc, "step_lr": lr}, old_epochs, [],
+                              steps_per_epoch=bpe)
     session.reset_history(history)
-    np.testing.assert_array_equal([s for s, _ in view._epochs], [bpe, 2 * bpe])
+    np.testing.assert_array_equal(view.epoch_markers()[0], [bpe, 2 * bpe])
 
 
 def test_a_million_points_load_and_draw(view, session, qtbot):

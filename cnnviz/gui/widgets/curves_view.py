@@ -1,7 +1,7 @@
 """Training curves: loss, accuracy and learning rate per step, with moving averages and epoch figures.
 
-Steps are appended to preallocated numpy buffers that double when full; the moving average of each new
-step is computed once, when it arrives. Each per-step curve is a :class:`StepCurve` that keeps a min/max
+The curves draw the session's one History (its per-step series are numpy arrays that double when full;
+each step's moving average is computed once, at the first redraw after it arrived). Each per-step curve is a :class:`StepCurve` that keeps a min/max
 envelope of its series up to date as steps arrive, so a redraw costs the same for a million steps as
 for a few thousand (pyqtgraph then clips and peak-downsamples those points to the plot's width). Epoch
 markers are redrawn only when an epoch or evaluation arrived. Redraws are coalesced to about 10 per
@@ -18,76 +18,55 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSpli
 
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.widgets.curve_items import GridAxis, StepCurve
+from cnnviz.training.history import WINDOW, History, Series, trailing_mean  # noqa: F401 (trailing_mean: re-exported)
 
-WINDOW = 50  # steps in the moving average
 _REDRAW_MS = 100  # at most ~10 redraws per second: at 20 the window took ~5% more of a core, which training felt
 _BLUE, _ORANGE, _GREEN = (31, 119, 180), (255, 127, 14), (44, 160, 44)
 _PURPLE, _GREY = (148, 103, 189), (110, 110, 110)
 
 
-def trailing_mean(values: np.ndarray, start: int, stop: int, window: int = WINDOW) -> np.ndarray:
-    """Mean of the last ``window`` finite values up to each index in ``[start, stop)`` of ``values``.
+class HistoryColumns:
+    """The session's :class:`~cnnviz.training.history.History` as the curves read it: columns by name (step,
+    loss, accuracy, lr and the moving averages), views of the history's own arrays, never a copy of them.
 
-    Early indices average what there is; non-finite values are skipped (NaN where a window has none).
-    Only ``values[start - window + 1 : stop]`` is read, so appending k steps costs O(k + window).
-    """
-    lo = max(0, start - window + 1)
-    seg = np.asarray(values[lo:stop], dtype=np.float64)
-    finite = np.isfinite(seg)
-    sums = np.concatenate([[0.0], np.cumsum(np.where(finite, seg, 0.0))])
-    counts = np.concatenate([[0], np.cumsum(finite)])
-    idx = np.arange(start, stop)
-    hi_i = idx + 1 - lo
-    lo_i = np.maximum(0, idx - window + 1) - lo
-    n = counts[hi_i] - counts[lo_i]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, (sums[hi_i] - sums[lo_i]) / np.maximum(n, 1), np.nan)
+    What a redraw needs beyond the values is kept up to date for the new steps only: the step numbers, whether
+    everything so far is finite (then the curves skip their own checks), the highest learning rate."""
 
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self._steps = Series()
+        self._checked = 0
+        self.finite = True
+        self.lr_max = 0.0
 
-class StepBuffers:
-    """Per-step step number, loss, accuracy, lr and their moving averages, in growing numpy arrays."""
+    @property
+    def n(self) -> int:
+        h = self.history
+        return min(len(h.step_loss), len(h.step_accuracy), len(h.step_lr))
 
-    _FIELDS = {"step": np.float64, "loss": np.float32, "accuracy": np.float32, "lr": np.float32,
-               "loss_ma": np.float32, "accuracy_ma": np.float32}
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self.n = 0
-        self.finite = True  # no NaN/inf so far: curves may skip their finite checks
-        self.lr_max = 0.0  # the highest finite learning rate so far (the lr plot's range)
-        self._arrays = {k: np.zeros(capacity, t) for k, t in self._FIELDS.items()}
-
-    def clear(self) -> None:
-        self.__init__(min(len(self._arrays["step"]), 4096))
+    def update(self) -> None:
+        """Take in the steps the history gained since the last call."""
+        n, h = self.n, self.history
+        if len(self._steps) < n:
+            self._steps.extend(np.arange(len(self._steps) + 1, n + 1, dtype=np.float64))
+        if self._checked < n:
+            new = slice(self._checked, n)
+            lrs = h.step_lr.values[new]
+            finite_lrs = lrs[np.isfinite(lrs)]
+            if finite_lrs.size:
+                self.lr_max = max(self.lr_max, float(finite_lrs.max()))
+            self.finite = self.finite and all(bool(np.isfinite(getattr(h, f).values[new]).all())
+                                              for f in ("step_loss", "step_accuracy", "step_lr"))
+            self._checked = n
 
     def __getitem__(self, name: str) -> np.ndarray:
-        """The filled part of buffer ``name`` (a view, not a copy)."""
-        return self._arrays[name][: self.n]
-
-    def append(self, first_step: int, losses, accuracies, lrs) -> None:
-        k = len(losses)
-        if k == 0:
-            return
-        need = self.n + k
-        if need > len(self._arrays["step"]):
-            capacity = len(self._arrays["step"])
-            while capacity < need:
-                capacity *= 2
-            for name, old in self._arrays.items():
-                grown = np.zeros(capacity, old.dtype)
-                grown[: self.n] = old[: self.n]
-                self._arrays[name] = grown
-        a, s = self._arrays, slice(self.n, need)
-        a["step"][s] = np.arange(first_step, first_step + k)
-        a["loss"][s] = losses
-        a["accuracy"][s] = accuracies
-        a["lr"][s] = lrs
-        finite_lrs = a["lr"][s][np.isfinite(a["lr"][s])]
-        if finite_lrs.size:
-            self.lr_max = max(self.lr_max, float(finite_lrs.max()))
-        a["loss_ma"][s] = trailing_mean(a["loss"], self.n, need)
-        a["accuracy_ma"][s] = trailing_mean(a["accuracy"], self.n, need)
-        self.finite = self.finite and all(bool(np.isfinite(a[f][s]).all()) for f in ("loss", "accuracy", "lr"))
-        self.n = need
+        self.update()
+        n, h = self.n, self.history
+        if name == "step":
+            return self._steps.values[:n]
+        if name.endswith("_ma"):
+            return h.moving_average("step_" + name[:-3])[:n]
+        return getattr(h, "step_" + name).values[:n]
 
 
 def _pen(colour, width=1.0, alpha=255):
@@ -101,9 +80,7 @@ class CurvesView(QWidget):
         super().__init__(parent)
         self.setObjectName("curvesView")
         self.session = session
-        self.buffers = StepBuffers()
-        self._bpe: int | None = None  # batches per epoch, from the latest StepMetrics
-        self._epochs: list[tuple[int, object]] = []  # (step the epoch ended at, EpochMetrics)
+        self.buffers = HistoryColumns(session.history)
         self._tests: list[tuple[int, float]] = []  # (step, test accuracy)
         self._dirty = True
         self._markers_dirty = True  # epoch / test markers changed since they were last drawn
@@ -245,16 +222,9 @@ class CurvesView(QWidget):
             self._timer.start(_REDRAW_MS)
 
     def _on_steps_added(self, batch) -> None:
-        self.buffers.append(batch.first_step, batch.losses, batch.accuracies, batch.lrs)
-        self._bpe = batch.latest.batches_per_epoch or self._bpe
-        self._schedule()
-
-    def _last_step(self) -> int:
-        return int(self.buffers["step"][-1]) if self.buffers.n else 0
+        self._schedule()  # the steps are in the session's history already
 
     def _on_epoch_ended(self, metrics) -> None:
-        # The trainer flushes an epoch's last steps before announcing its end, so it ended here.
-        self._epochs.append((self._last_step(), metrics))
         self._markers_dirty = True
         self._schedule()
 
@@ -265,37 +235,20 @@ class CurvesView(QWidget):
             self._schedule()
 
     def _on_history_reset(self, history) -> None:
-        self.buffers.clear()
+        self.buffers = HistoryColumns(history)
+        self.buffers.update()
         for item, _ in self._step_items:
             item.reset()
         self._markers_dirty = True
-        arrays = history.step_arrays()
-        self.buffers.append(1, arrays["step_loss"], arrays["step_accuracy"], arrays["step_lr"])
-        n, count = self.buffers.n, len(history.epochs)
-        ends = self._epoch_ends(n, count)
-        self._epochs = list(zip(ends, history.epochs))
-        self._tests = [(step, float(acc)) for step, acc in zip(ends, history.test_accuracy)]
+        self._tests = [(e.step, float(acc)) for e, acc in zip(history.epochs, history.test_accuracy)]
         # A new history (a new run, an opened one) is usually much shorter than the last: move the x
         # range to it now, or pyqtgraph would downsample the new points for the old, far wider range
         # (down to nothing, leaving auto-range nothing to fit).
         # Redrawn at once (not coalesced): auto-range must not fit the old curves to the new range.
         box = self.loss_plot.getPlotItem().getViewBox()
         if box.autoRangeEnabled()[0]:
-            box.setRange(xRange=(1, max(2, n)), disableAutoRange=False)
+            box.setRange(xRange=(1, max(2, self.buffers.n)), disableAutoRange=False)
         self._redraw()
-
-    def _epoch_ends(self, n: int, count: int) -> list[int]:
-        """Steps at which ``count`` saved epochs ended, for a history without step numbers per epoch."""
-        if count == 0:
-            return []
-        data, batch = self.session.data, self.session.recipe.train.batch_size
-        if data is not None and len(data.train):
-            full, rest = divmod(len(data.train), batch)  # as Trainer.batches_per_epoch counts them
-            bpe = full + (1 if rest >= 2 else 0)
-            # Consistent with this run (the last epoch may be cut short, or a next one begun): use it.
-            if bpe and (count - 1) * bpe < n < (count + 1) * bpe:
-                return [min(n, (i + 1) * bpe) for i in range(count)]
-        return [int(round(n * (i + 1) / count)) for i in range(count)]
 
     # -- drawing ---------------------------------------------------------------------------------------
     def _redraw(self, force: bool = False) -> None:
@@ -303,6 +256,7 @@ class CurvesView(QWidget):
             self._dirty = True
             return
         self._dirty = False
+        self.buffers.update()
         b, finite = self.buffers, self.buffers.finite
         x = b["step"]
         for item, name in self._step_items:
@@ -334,10 +288,11 @@ class CurvesView(QWidget):
         self.lr_plot.getPlotItem().getAxis("left").setTicks([ticks, []])
 
     def _draw_markers(self) -> None:
-        steps = np.array([s for s, _ in self._epochs], dtype=np.float64)
+        epochs = self.session.history.epochs
+        steps = np.array([m.step for m in epochs], dtype=np.float64)
 
         def epoch_series(item, field):
-            vals = [getattr(m, field) for _, m in self._epochs]
+            vals = [getattr(m, field) for m in epochs]
             keep = np.array([v is not None for v in vals], dtype=bool)
             y = np.array([v for v in vals if v is not None], dtype=np.float64)
             item.setData(steps[keep], y)
@@ -398,6 +353,7 @@ class CurvesView(QWidget):
 
     def point_count(self) -> int:
         """Steps plotted."""
+        self.buffers.update()
         return self.buffers.n
 
     def moving_average(self) -> np.ndarray:

@@ -6,7 +6,7 @@ the drawing, and handed out in the 280 x 280 pixel frame that
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QInputDevice,
@@ -20,50 +20,12 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from cnnviz.gui.throttle import Throttle
+
 CANVAS_PIXELS = 280  # the frame strokes are reported in (what render_strokes expects)
 DEFAULT_STROKE_WIDTH = 18.0  # in CANVAS_PIXELS units: close to the thickness of MNIST strokes
 _MIN_STEP = 1.0 / CANVAS_PIXELS  # ignore moves shorter than one canvas pixel (no new ink, no update)
 _GUIDE_BOX = 200 / CANVAS_PIXELS  # MNIST digits fit 20 x 20 of 28 x 28: the guide shows that box
-
-
-class Throttle(QObject):
-    """Calls ``callback`` at most once per ``interval_ms``: at once when idle, else once at the end.
-
-    Leading and trailing edge, so the first change is seen without delay and the last is never lost.
-    """
-
-    def __init__(self, interval_ms: int, callback, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._callback = callback
-        self._pending = False
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(interval_ms)
-        self._timer.timeout.connect(self._on_timeout)
-
-    def request(self) -> None:
-        if self._timer.isActive():
-            self._pending = True  # coalesce: one call when the interval ends
-            return
-        self._pending = False
-        self._timer.start()
-        self._callback()
-
-    def flush(self) -> None:
-        """Call now (e.g. on pen release) and forget any pending call."""
-        self._timer.stop()
-        self._pending = False
-        self._callback()
-
-    def cancel(self) -> None:
-        self._timer.stop()
-        self._pending = False
-
-    def _on_timeout(self) -> None:
-        if self._pending:
-            self._pending = False
-            self._timer.start()
-            self._callback()
 
 
 class DrawCanvas(QWidget):

@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.session import InputImage
 from cnnviz.gui.widgets.colormaps import sequential_lut
-from cnnviz.gui.widgets.draw_canvas import CANVAS_PIXELS, DEFAULT_STROKE_WIDTH, DrawCanvas, Throttle
+from cnnviz.gui.throttle import Throttle
+from cnnviz.gui.widgets.draw_canvas import CANVAS_PIXELS, DEFAULT_STROKE_WIDTH, DrawCanvas
 from cnnviz.inspect.canvas import StrokeRasterizer, digit_box, to_mnist
 from cnnviz.inspect.saliency import grad_cam, saliency
 

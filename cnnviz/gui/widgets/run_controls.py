@@ -4,17 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
+from cnnviz.formatting import format_seconds
 from cnnviz.training.messages import FAILED, FINISHED, IDLE, PAUSED, RUNNING, STOPPED, StepMetrics
-
-
-def format_seconds(seconds: float | None) -> str:
-    """'1:05', '2h03' or '?'."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "?"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class RunControls(QWidget):
