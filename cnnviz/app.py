@@ -50,9 +50,7 @@ def create_window(argv: list[str] | None = None, run: str | None = None, data_di
     window = MainWindow(data, preset=preset, recipe=recipe)
     window.show()
     if checkpoint is not None:
-        from cnnviz.gui.window_menus import open_run_path
-
-        open_run_path(window, str(run))
+        window.open_run(str(run))
     return window
 
 

@@ -1,17 +1,17 @@
 """The main window: dockable views around one Session, run controls, menus and the status bar."""
 from __future__ import annotations
 
-import dataclasses
 
 from PySide6.QtCore import QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QToolBar, QVBoxLayout,
                                QWidget)
 
-from cnnviz.config import DataConfig, Recipe
+from cnnviz.config import Recipe
 from cnnviz.data.prepare import PreparedData
 from cnnviz.gui import settings
 from cnnviz.gui.data_loader import DataLoader
+from cnnviz.gui.experiment_controller import ExperimentController
 from cnnviz.gui.session import Session
 from cnnviz.gui.training_controller import TrainingController
 from cnnviz.gui.widgets.conv_playground import ConvPlayground
@@ -26,17 +26,12 @@ from cnnviz.gui.widgets.model_editor import ModelEditor
 from cnnviz.formatting import format_seconds
 from cnnviz.gui.widgets.run_controls import RunControls
 from cnnviz.gui.window_menus import build_menus
-from cnnviz.errors import SpecError
-from cnnviz.models import ModelSpec, fit_to_images, image_shape, input_mismatch, spec_for_data
-from cnnviz.presets import DEFAULT_PRESET, PRESETS, get_preset
-from cnnviz.training.messages import FINISHED, IDLE, PAUSED, RUNNING, STOPPED, FitResult, StepMetrics
+from cnnviz.models import spec_for_data
+from cnnviz.presets import DEFAULT_PRESET, get_preset
+from cnnviz.training.messages import FINISHED, PAUSED, RUNNING, STOPPED, FitResult, StepMetrics
 from cnnviz.training.trainer import default_threads, resolve_device
 
 # data options that change the prepared tensors (the rest of the recipe does not need a reload)
-_DATA_KEYS = ("dataset", "data_dir", "train_subset", "validation", "validation_fraction", "normalization",
-              "one_vs_rest", "balance_classes", "seed")
-
-
 class MainWindow(QMainWindow):
     """The cnnviz window. `trainer_state()` is one of idle/running/paused/stopped/finished/failed."""
 
@@ -48,17 +43,13 @@ class MainWindow(QMainWindow):
         p = get_preset(preset)
         recipe = recipe or p.recipe
         spec = spec_for_data(p.spec, data, f"preset '{preset}'")  # the start-up data (the sample) fits every preset
-        self.preset_name = preset
-        # Set while the loaded data and the chosen model do not go together (e.g. 1x1 images through a 3x3
-        # 'valid' convolution): the message shown, and the model the user chose, to fit when the data changes.
-        self.data_problem = ""
-        self._pending_spec: ModelSpec | None = None
         self._shown_problem = ""  # the problem the banner was last given (dismissed once the problem is gone)
         self.session = Session(spec, recipe, self)
         self.controller = TrainingController(self.session, self)
         self.loader = DataLoader(self)
+        self.experiment_controller = ExperimentController(self.session, self.controller, self.loader, preset, self)
+        self.experiment_controller.confirm = lambda title, text: self.confirm(title, text)
         self.confirm = self._confirm_dialog  # tests replace this to answer dialogs
-        self._closing = False
         self._build_views()
         self._build_toolbar()
         self._build_docks()
@@ -66,7 +57,6 @@ class MainWindow(QMainWindow):
         self.actions_by_name = build_menus(self)
         self._connect()
         self.session.set_data(data)
-        self._loaded_config = self.session.recipe.data  # what `data` was prepared from: no reload on other edits
         self.experiment.set_recipe(self.session.recipe)
         self.experiment.set_preset(preset)
         self._restore_layout()
@@ -176,28 +166,53 @@ class MainWindow(QMainWindow):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.activated.connect(slot)
         s.state_changed.connect(self._on_state_changed)
-        s.spec_changed.connect(self._on_spec_changed)
         s.message.connect(self.show_message)
         self.controller.progress_changed.connect(self._on_progress)
         self.controller.run_finished.connect(self._on_run_finished)
         self.controller.saved.connect(self._on_saved)
         self.controller.active_changed.connect(self._on_run_active)
-        e = self.experiment
-        e.preset_requested.connect(self.apply_preset)
-        e.dataset_requested.connect(self.request_dataset)
-        e.recipe_edited.connect(self.apply_recipe)
-        e.model_override_requested.connect(self.apply_model_override)
+        e, x = self.experiment, self.experiment_controller
+        e.preset_requested.connect(x.apply_preset)
+        e.dataset_requested.connect(x.request_dataset)
+        e.recipe_edited.connect(x.apply_recipe)
+        e.model_override_requested.connect(x.apply_model_override)
         e.learning_rate_changed.connect(self.controller.set_learning_rate)
         e.batch_size_changed.connect(self.controller.set_batch_size)
-        self.model_editor.spec_applied.connect(self.apply_spec)
+        self.model_editor.spec_applied.connect(x.apply_spec)
+        x.preset_changed.connect(e.set_preset)
+        x.recipe_shown.connect(e.set_recipe)
+        x.dataset_shown.connect(e.set_dataset)
+        x.data_problem_changed.connect(self._on_data_problem)
+        x.status.connect(self._show_status)
+        x.run_reset.connect(self._on_run_reset)
         self.loader.progress.connect(self._on_load_progress)
-        self.loader.loaded.connect(self._on_data_loaded)
-        self.loader.failed.connect(self._on_load_failed)
         self.loader.busy_changed.connect(self._on_loader_busy)
 
     # -- the automation surface ------------------------------------------------------------------------
     def trainer_state(self) -> str:
         return self.session.state
+
+    @property
+    def preset_name(self) -> str:
+        return self.experiment_controller.preset_name
+
+    @property
+    def data_problem(self) -> str:
+        """Why the loaded data cannot train the model ("" when it can)."""
+        return self.experiment_controller.data_problem
+
+    def apply_preset(self, name: str) -> None:
+        self.experiment_controller.apply_preset(name)
+
+    def apply_recipe(self, recipe: Recipe) -> None:
+        self.experiment_controller.apply_recipe(recipe)
+
+    def request_dataset(self, dataset: str, data_dir) -> None:
+        self.experiment_controller.request_dataset(dataset, data_dir)
+
+    def open_run(self, path: str) -> bool:
+        """Open a saved run (a run folder or a checkpoint file); False, with a message, for a bad one."""
+        return self.experiment_controller.open_run(str(path))
 
     # -- run commands ----------------------------------------------------------------------------------
     @Slot()
@@ -245,99 +260,18 @@ class MainWindow(QMainWindow):
         self.session.reset_weights()
 
     def _reset_run(self) -> None:
-        self.controller.shutdown()
-        self.controller.forget_run()
-        self.session.set_state(IDLE)
+        self.experiment_controller.reset_run()
+
+    @Slot()
+    def _on_run_reset(self) -> None:
         self._update_controls()
         self.speed_label.clear()
         self.step_label.clear()
 
-    def _ask_reset(self, what: str) -> bool:
-        """Model changes discard training: ask first when there is something to lose."""
-        if not (self.session.trained or self.controller.active):
-            return True
-        return self.confirm("Change the model", f"{what} resets the model and discards its training. Continue?")
-
-    # -- experiment changes ----------------------------------------------------------------------------
+    # -- what the experiment controller reports ---------------------------------------------------------
     @Slot(str)
-    def apply_preset(self, name: str) -> None:
-        if name not in PRESETS or not self._ask_reset(f"Switching to preset {name!r}"):
-            self.experiment.set_preset(self.preset_name)
-            return
-        preset = PRESETS[name]
-        current = self.session.recipe.data
-        recipe = dataclasses.replace(preset.recipe, data=dataclasses.replace(
-            preset.recipe.data, dataset=current.dataset, data_dir=current.data_dir))
-        self.preset_name = name
-        self._reset_run()
-        self.session.set_recipe(recipe)
-        self.experiment.set_recipe(recipe)
-        self.experiment.set_preset(name)
-        self._set_spec_for_data(preset.spec, f"preset '{name}'")
-        self._reload_data_if_needed(recipe.data)
-
-    @Slot(object)
-    def apply_recipe(self, recipe: Recipe) -> None:
-        old = self.session.recipe
-        if self.controller.active:  # only lr and batch size change while running (forwarded live)
-            return
-        self.session.set_recipe(recipe)
-        if recipe.data.one_vs_rest != old.data.one_vs_rest:
-            classes = 2 if recipe.data.one_vs_rest is not None else 10
-            if classes != self.session.spec.num_classes:
-                self._reset_run()
-                self._set_spec_for_data(self._pending_spec or self.session.spec)
-        self._reload_data_if_needed(recipe.data)
-
-    @Slot(object, object)
-    def apply_model_override(self, activation, dropout) -> None:
-        spec = PRESETS[self.preset_name].spec if self.preset_name in PRESETS else self.session.spec
-        if activation:
-            spec = spec.with_activation(activation)
-        if dropout is not None:
-            spec = spec.with_dropout(dropout)
-        self.apply_spec(spec)
-
-    @Slot(object)
-    def apply_spec(self, spec: ModelSpec) -> None:
-        if not self._ask_reset("Applying this model"):
-            return
-        self._reset_run()
-        self._set_spec_for_data(spec)
-
-    def _set_spec_for_data(self, spec: ModelSpec, what: str | None = None) -> bool:
-        """Make ``spec``, fitted to the loaded data's image size and classes, the session's model.
-
-        When it cannot take the data's images, the session keeps its model, the problem is shown
-        (banner, data panel) and Train is refused until the model or the data changes. Returns whether
-        the spec was set.
-        """
-        data = self.session.data
-        classes = data.num_classes if data is not None else spec.num_classes
-        if self.session.recipe.data.one_vs_rest is not None:
-            classes = 2  # the data is reloaded for the binary task after this
-        shape = image_shape(data) if data is not None else tuple(spec.input_shape)
-        try:
-            fitted = fit_to_images(spec, shape, classes, what or self._model_label(spec))
-        except SpecError as exc:
-            self._set_data_problem(str(exc), spec)
-            return False
-        self.session.set_spec(fitted)
-        self._set_data_problem("")
-        return True
-
-    def _model_label(self, spec: ModelSpec) -> str:
-        """``"preset 'gorner'"`` while ``spec`` has the current preset's layers, else ``"the model"``."""
-        preset = PRESETS.get(self.preset_name)
-        if preset is not None and preset.spec.named().layers == spec.named().layers:
-            return f"preset '{self.preset_name}'"
-        return "the model"
-
-    def _set_data_problem(self, text: str, wanted: ModelSpec | None = None) -> None:
-        """Show (or with "" clear) why the model cannot train on the data; ``wanted`` is the model the
-        user chose, fitted again when other data loads."""
-        self.data_problem = text
-        self._pending_spec = wanted if text else None
+    def _on_data_problem(self, text: str) -> None:
+        """Show (or with "" clear) why the model cannot train on the data: the panel, the banner, Train."""
         self.experiment.set_data_problem(f"{text[:1].upper()}{text[1:]}. Train stays off until the model or "
                                          "the data changes." if text else "")
         if text:
@@ -347,37 +281,12 @@ class MainWindow(QMainWindow):
         self._shown_problem = text
         self._update_controls()
 
-    @Slot(object)
-    def _on_spec_changed(self, spec: ModelSpec) -> None:
-        # A model set another way (a run opened from disk) that takes the loaded data ends the problem.
-        data = self.session.data
-        if self.data_problem and data is not None and input_mismatch(spec, data) is None \
-                and spec.num_classes == data.num_classes:
-            self._set_data_problem("")
-
-    @Slot(str, object)
-    def request_dataset(self, dataset: str, data_dir) -> None:
-        if self.controller.active:
-            self.show_message("warning", "Stop training before switching datasets.")
-            self.experiment.set_dataset(self.session.recipe.data.dataset, self.session.recipe.data.data_dir)
-            return
-        data = dataclasses.replace(self.session.recipe.data, dataset=dataset, data_dir=data_dir)
-        self._reload_data_if_needed(data, force=True)
-
-    def _reload_data_if_needed(self, config: DataConfig, force: bool = False) -> None:
-        current = self.session.recipe.data
-        loaded = self.session.data
-        same = all(getattr(config, k) == getattr(current, k) for k in _DATA_KEYS)
-        if loaded is not None and same and not force and getattr(self, "_loaded_config", None) == config:
-            return
-        if self._closing:  # a retry still queued when the window closed must not start a load nobody waits for
-            return
-        if self.loader.busy:
-            self.loader.cancel()
-            QTimer.singleShot(100, self, lambda: self._reload_data_if_needed(config, force))
-            return
-        self.statusBar().showMessage("Loading data…")
-        self.loader.load(config)
+    @Slot(str, int)
+    def _show_status(self, text: str, ms: int) -> None:
+        if text:
+            self.statusBar().showMessage(text, ms)
+        else:
+            self.statusBar().clearMessage()
 
     @Slot(bool)
     def _on_loader_busy(self, busy: bool) -> None:
@@ -396,44 +305,6 @@ class MainWindow(QMainWindow):
         if total:
             self.controls.progress.setValue(int(1000 * done / total))
             self.controls.progress.setFormat(f"downloading {100 * done / total:.0f}%")
-
-    @Slot(object, object)
-    def _on_data_loaded(self, data: PreparedData, config: DataConfig) -> None:
-        self._loaded_config = config
-        if data.notice:
-            self.show_message("warning", data.notice)
-            config = dataclasses.replace(config, dataset="sample", data_dir=None)
-        recipe = dataclasses.replace(self.session.recipe, data=config)
-        self.session.set_recipe(recipe)
-        self.experiment.set_recipe(recipe)
-        self.experiment.set_dataset(config.dataset, config.data_dir)
-        # The model takes the data's image size and classes. Data the model cannot take is still loaded
-        # (it is good data; the model is what does not fit): the problem is shown and Train waits for a
-        # model that fits, which then needs no reload.
-        wanted = self._pending_spec or self.session.spec
-        problem = ""
-        try:
-            fitted = spec_for_data(wanted, data, self._model_label(wanted))
-        except SpecError as exc:
-            fitted, problem = None, str(exc)
-        if fitted is not None and fitted != self.session.spec:
-            self._reset_run()
-            self.session.set_spec(fitted)
-        self.session.set_data(data)
-        self._set_data_problem(problem, wanted)
-        h, w = image_shape(data)[1:]
-        self.statusBar().showMessage(f"{data.name}: {len(data.train):,} training, "
-                                     f"{len(data.test):,} test images ({h}x{w})", 8000)
-
-    @Slot(str)
-    def _on_load_failed(self, message: str) -> None:
-        self.statusBar().clearMessage()  # the progress line; cleared first so the message below stays
-        if message == "download cancelled":
-            self.show_message("info", "Download cancelled; the previous data is still loaded.")
-        else:
-            self.show_message("error", message)
-        self.experiment.set_dataset(self.session.recipe.data.dataset, self.session.recipe.data.data_dir)
-        self._update_controls()
 
     # -- feedback --------------------------------------------------------------------------------------
     @Slot(str, str)
@@ -516,9 +387,7 @@ class MainWindow(QMainWindow):
         self.controller.clear_interrupted()
         if self.confirm("Reopen the interrupted run?", "cnnviz did not close cleanly while training. Its last "
                         "autosave (at the end of an epoch) is available. Reopen it?"):
-            from cnnviz.gui.window_menus import open_run_path
-
-            open_run_path(self, str(path))
+            self.open_run(str(path))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         """The draw panel keeps the width it needs (canvas and bars side by side) while the window leaves the
@@ -535,7 +404,7 @@ class MainWindow(QMainWindow):
         return QSize(1440, 900)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        self._closing = True
+        self.experiment_controller.closing = True
         settings.save_window(self.saveGeometry(), self.saveState())
         settings.save_experiment(self.preset_name, self.session.recipe)
         self.loader.shutdown()

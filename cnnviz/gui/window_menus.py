@@ -1,19 +1,11 @@
 """The menu bar (File / View / Help) and the file actions behind it: open/save runs, exports."""
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
 
 from cnnviz import __version__
 from cnnviz.errors import CnnvizError
-from cnnviz.training.messages import STOPPED
-
-if TYPE_CHECKING:  # pragma: no cover
-    from cnnviz.gui.main_window import MainWindow
 
 RUN_FILTER = "cnnviz run (*.safetensors)"
 
@@ -30,7 +22,7 @@ SHORTCUTS = [
 ]
 
 
-def build_menus(window: "MainWindow") -> dict[str, QAction]:
+def build_menus(window: QMainWindow) -> dict[str, QAction]:
     """Create the menus; returns the actions by name (for tests and shortcuts)."""
     bar = window.menuBar()
     actions: dict[str, QAction] = {}
@@ -71,63 +63,19 @@ def build_menus(window: "MainWindow") -> dict[str, QAction]:
 
 
 # -- runs ------------------------------------------------------------------------------------------------
-def save_run(window: "MainWindow", path: str | None = None) -> bool:
+def save_run(window, path: str | None = None) -> bool:
     """Save the current run (asks for a file when `path` is None). False when there is nothing to save."""
     if path is None:
         path, _ = QFileDialog.getSaveFileName(window, "Save run", "run.safetensors", RUN_FILTER)
         if not path:
             return False
-    if not path.endswith(".safetensors"):
-        path += ".safetensors"
-    try:
-        ok = window.controller.save(path)
-    except OSError as exc:
-        window.show_message("error", f"Could not save {path}: {exc.strerror or exc}")
-        return False
-    if not ok:
-        window.show_message("warning", "Nothing to save yet: train the model first.")
-    return ok
+    return window.experiment_controller.save_run(path)
 
 
-def open_run(window: "MainWindow") -> None:
+def open_run(window) -> None:
     path, _ = QFileDialog.getOpenFileName(window, "Open run", "", RUN_FILTER + ";;All files (*)")
     if path:
-        open_run_path(window, path)
-
-
-def open_run_path(window: "MainWindow", path: str) -> bool:
-    """Open a saved run: its model, weights, history and recipe; Train then continues it."""
-    from cnnviz.models import input_mismatch
-    from cnnviz.training.checkpoint import load_checkpoint
-    from cnnviz.training.trainer import evaluate
-
-    try:
-        ckpt = load_checkpoint(path)
-    except CnnvizError as exc:
-        window.show_message("error", f"Could not open the run: {exc}")
-        return False
-    if window.controller.active and not window.confirm("Open run", "Opening a run stops the current training. "
-                                                       "Continue?"):
-        return False
-    window._reset_run()
-    s = window.session
-    s.set_recipe(ckpt.recipe)
-    window.experiment.set_recipe(ckpt.recipe)
-    window.preset_name = "custom"
-    s.set_spec(ckpt.spec)
-    s.load_weights(ckpt.model_state, ckpt.step)
-    s.reset_history(ckpt.history)
-    window.controller.resume_from = Path(path)
-    window.controller.last_checkpoint = Path(path)
-    if s.data is not None and s.data.num_classes == ckpt.spec.num_classes and ckpt.step > 0 \
-            and input_mismatch(ckpt.spec, s.data) is None:  # a run on other-sized images waits for its data
-        test = dataclasses.replace(s.data.test, images=ckpt.normalization.apply(s.data.test.raw))
-        s.set_evaluation(evaluate(s.model, test, "test", ckpt.step))
-    window._reload_data_if_needed(ckpt.recipe.data)
-    s.set_state(STOPPED if ckpt.step > 0 else s.state)
-    window.statusBar().showMessage(f"Opened {path}: {ckpt.epoch} epochs, {ckpt.step:,} steps. "
-                                   f"Press Continue to train on.", 10000)
-    return True
+        window.open_run(path)
 
 
 # -- exports ---------------------------------------------------------------------------------------------
@@ -142,7 +90,7 @@ _EXPORTS = {
 }
 
 
-def export(window: "MainWindow", kind: str, path: str) -> bool:
+def export(window: QMainWindow, kind: str, path: str) -> bool:
     """Write one export to `path`; a failure becomes a message, never an exception."""
     title, _, _, write = _EXPORTS[kind]
     try:
@@ -157,7 +105,7 @@ def export(window: "MainWindow", kind: str, path: str) -> bool:
     return True
 
 
-def _export(window: "MainWindow", kind: str) -> None:
+def _export(window: QMainWindow, kind: str) -> None:
     title, default, pattern, _ = _EXPORTS[kind]
     path, _ = QFileDialog.getSaveFileName(window, title, default, pattern)
     if path:
@@ -165,12 +113,12 @@ def _export(window: "MainWindow", kind: str) -> None:
 
 
 # -- help ------------------------------------------------------------------------------------------------
-def _show_shortcuts(window: "MainWindow") -> None:
+def _show_shortcuts(window: QMainWindow) -> None:
     rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in SHORTCUTS)
     QMessageBox.information(window, "Keyboard shortcuts", f"<table>{rows}</table>")
 
 
-def _show_about(window: "MainWindow") -> None:
+def _show_about(window: QMainWindow) -> None:
     QMessageBox.about(window, "About cnnviz", (
         f"<h3>cnnviz {__version__}</h3><p>Watch a convolutional neural network learn and look inside it.</p>"
         "<p>Models and recipes from CNTK 103D, a Keras/PyTorch basic CNN post, a CNN-vs-dense exercise, "

@@ -147,7 +147,7 @@ def test_an_impossible_layer_shows_a_message(qtbot, window):
 
 
 def test_save_and_reopen_a_run(qtbot, window, tmp_path):
-    from cnnviz.gui.window_menus import open_run_path, save_run
+    from cnnviz.gui.window_menus import save_run
 
     pick_preset(window, "cntk-pool")
     short_run(window, epochs=1)
@@ -160,7 +160,7 @@ def test_save_and_reopen_a_run(qtbot, window, tmp_path):
     accuracy = window.session.evaluation.accuracy
     window.reset()
     assert window.session.history.step_loss == [] and not window.session.trained
-    assert open_run_path(window, path)
+    assert window.open_run(path)
     assert window.session.history.step_loss == pytest.approx(losses)
     assert window.session.trained and window.session.evaluation.accuracy == pytest.approx(accuracy)
     assert window.trainer_state() == "stopped"
@@ -170,11 +170,9 @@ def test_save_and_reopen_a_run(qtbot, window, tmp_path):
 
 
 def test_opening_a_garbage_run_shows_a_message(window, tmp_path):
-    from cnnviz.gui.window_menus import open_run_path
-
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"garbage" * 10)
-    assert not open_run_path(window, str(bad))
+    assert not window.open_run(str(bad))
     assert window.banner.isVisible() and "bad.safetensors" in window.banner.text()
 
 

@@ -131,15 +131,13 @@ def test_images_the_preset_cannot_take_load_show_why_and_train_is_refused(make_w
 
 def test_opening_a_28x28_run_while_32x32_data_is_loaded(make_window, qtbot, tmp_path, monkeypatch):
     from cnnviz.cli import main
-    from cnnviz.gui.window_menus import open_run_path
-
     run = tmp_path / "run28"
     assert main(["train", "--preset", "cntk-conv", "--max-steps", "2", "--subset", "200", "--json",
                  "--out", str(run)]) == 0
     window = make_window()
     _open_folder(window, monkeypatch, qtbot, write_sized_folder(tmp_path / "d32", 32, n_train=60, n_test=20))
     assert window.session.spec.input_shape == (1, 32, 32)
-    assert open_run_path(window, str(run / "checkpoint.safetensors"))  # no evaluation on images it cannot take
+    assert window.open_run(str(run / "checkpoint.safetensors"))  # no evaluation on images it cannot take
     qtbot.waitUntil(lambda: not window.loader.busy and window.session.data.test.raw.shape[1:] == (28, 28),
                     timeout=30000)  # the run's own data (the sample) comes back with it
     s = window.session
