@@ -379,11 +379,10 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     import numpy as np
-    import torch
 
     from cnnviz.imagefile import read_grayscale
-    from cnnviz.inspect.activations import predict_proba
     from cnnviz.inspect.canvas import to_mnist
+    from cnnviz.inspect.inference import InferenceModel
     from cnnviz.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
@@ -393,10 +392,8 @@ def cmd_predict(args) -> int:
     image = to_mnist(gray, shape=tuple(ckpt.spec.input_shape[1:]))  # MNIST's recipe at the model's H x W
     if image is None:
         raise CnnvizError(f"{args.image}: the image is blank; there is nothing to classify")
-    x = ckpt.normalization.apply(image[None])
-    probs = predict_proba(ckpt.build_model(), x)
-    probs = np.asarray(probs).reshape(-1)
-    best = int(torch.tensor(probs).argmax())
+    probs = InferenceModel.from_checkpoint(ckpt).predict(image)
+    best = int(np.argmax(probs))
     if args.json:
         print(json.dumps({"prediction": ckpt.class_names[best], "class": best,
                           "probabilities": [float(p) for p in probs]}))

@@ -16,8 +16,8 @@ from PySide6.QtCore import QObject, Signal
 
 from cnnviz.config import Recipe
 from cnnviz.data.prepare import PreparedData
-from cnnviz.errors import SpecError
-from cnnviz.inspect.activations import predict_proba
+from cnnviz.data.prepare import Normalization
+from cnnviz.inspect.inference import InferenceModel
 from cnnviz.models import CnnvizNet, ModelSpec, build_model
 from cnnviz.training.history import History
 from cnnviz.training.messages import IDLE, EpochMetrics, Evaluation, StepBatch, WeightsSnapshot
@@ -164,23 +164,16 @@ class Session(QObject):
         true = self.data.class_names[int(self.data.test.labels[index])]
         self.select_input(InputImage(pixels, f"test #{index} (true {true})", "test", index))
 
-    def to_tensor(self, pixels: np.ndarray) -> torch.Tensor:
-        """An H x W [0, 1] image as the (1, 1, H, W) input the model sees (the data's normalisation).
+    @property
+    def inference(self) -> InferenceModel:
+        """The latest weights with the data's normalisation: what the drawing and the inputs are judged by."""
+        normalization = self.data.normalization if self.data is not None else Normalization()
+        return InferenceModel(self.model, normalization, self.class_names)
 
-        Raises
-        ------
-        SpecError
-            The image is not of the model's input size (e.g. a test image of data the model could not
-            be fitted to): said plainly rather than as a matrix-size error from inside the model.
-        """
-        a = np.asarray(pixels, dtype=np.float32)
-        if a.ndim == 2 and a.shape != self.input_size:
-            raise SpecError(f"this image is {a.shape[0]}x{a.shape[1]} but the model takes "
-                            f"{self.input_size[0]}x{self.input_size[1]} images")
-        if self.data is not None:
-            return self.data.normalization.apply(a[None])
-        return torch.from_numpy(a[None, None].copy())
+    def to_tensor(self, pixels: np.ndarray) -> torch.Tensor:
+        """An H x W [0, 1] image as the (1, 1, H, W) input the model sees (SpecError for another size)."""
+        return self.inference.to_tensor(pixels)
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Class probabilities of an H x W [0, 1] image (the model's input size) with the latest weights."""
-        return np.asarray(predict_proba(self.model, self.to_tensor(pixels))).reshape(-1)
+        return self.inference.predict(pixels)
