@@ -101,7 +101,7 @@ def main() -> int:
         ratios = [h / p for h, p in zip(rates["h"], rates["p"])]
         rows.append((preset, steps, m, ratios))
     note = load_note(before)
-    lines = [f"### Headless threads (issue 11): `cnnviz train` at its default threads vs a plain loop",
+    lines = ["### Headless threads (issue 11): `cnnviz train` at its default threads vs a plain loop",
              "", f"{today()}, {machine()}; `python bench/bench_headless.py --rounds {args.rounds}`; {note}.", "",
              "| preset (steps) | (h) cnnviz train, default threads | (p) plain loop, torch's default threads | "
              "(h) / (p) (target >= 0.98) | rounds (h)/(p) | (h1) --threads 1 | (p1) plain, 1 thread |",

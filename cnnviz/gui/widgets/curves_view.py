@@ -18,7 +18,9 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSpli
 
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.widgets.curve_items import GridAxis, StepCurve
-from cnnviz.training.history import WINDOW, History, Series, trailing_mean  # noqa: F401 (trailing_mean: re-exported)
+from cnnviz.training.history import WINDOW, History, Series, trailing_mean  # noqa: F401 (re-exported)
+
+__all__ = ["CurvesView", "HistoryColumns", "WINDOW", "trailing_mean"]
 
 _REDRAW_MS = 100  # at most ~10 redraws per second: at 20 the window took ~5% more of a core, which training felt
 _BLUE, _ORANGE, _GREEN = (31, 119, 180), (255, 127, 14), (44, 160, 44)
