@@ -32,8 +32,9 @@ _PREFIXES = {
 }
 
 # Fields each kind uses besides `kind` and `name`; every other field must keep its default so a
-# spec never carries a setting that silently does nothing (a dense layer with a kernel, ...).
-_USED_FIELDS = {
+# spec never carries a setting that silently does nothing (a dense layer with a kernel, ...). The model
+# editor's layer form shows these fields and no others.
+USED_FIELDS = {
     "conv": ("size", "kernel", "stride", "padding", "activation"),
     "maxpool": ("kernel", "stride", "padding"),
     "avgpool": ("kernel", "stride", "padding"),
@@ -321,7 +322,7 @@ def field_problem(layer: LayerSpec) -> str | None:
         return f"unknown layer kind {kind!r}; choose one of {', '.join(LAYER_KINDS)}"
     if not isinstance(layer.name, str):
         return f"name must be text, got {layer.name!r}"
-    used = _USED_FIELDS[kind]
+    used = USED_FIELDS[kind]
     for field_name, default in _DEFAULTS.items():
         if field_name == "name" or field_name in used:
             continue

@@ -68,9 +68,7 @@ class RunFolder:
             raise RunFolderError(f"{path} is a file, not a run folder; choose a folder for --out")
         try:
             path.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            raise RunFolderError(f"{path}: a part of this path is a file, not a folder") from None
-        except NotADirectoryError:
+        except (FileExistsError, NotADirectoryError):
             raise RunFolderError(f"{path}: a part of this path is a file, not a folder") from None
         except OSError as exc:
             raise RunFolderError(f"cannot create the run folder {path}: {_reason(exc)}") from None

@@ -18,6 +18,7 @@ from cnnviz.cli import main
 from cnnviz.training import rundir
 from cnnviz.training.checkpoint import load_checkpoint
 from cnnviz.training.rundir import RunFolder
+from tests.datasets import write_dataset
 
 QUICK = ["--preset", "cntk-conv", "--subset", "300"]
 
@@ -39,17 +40,8 @@ def good_run(tmp_path, capsys):
 @pytest.fixture
 def idx_folder(tmp_path):
     """A folder of small random MNIST-format IDX files (200 train / 100 test, 10 classes)."""
-    import numpy as np
-
-    from cnnviz.data.idx import write_idx
-
-    folder = tmp_path / "digits"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 200), ("t10k", 100)):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
-    return folder
+    write_dataset(tmp_path / "digits", n_train=200, n_test=100)
+    return tmp_path / "digits"
 
 
 def _files(folder: Path) -> dict[str, bytes]:

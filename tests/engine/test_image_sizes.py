@@ -12,30 +12,20 @@ import torch
 
 from cnnviz.cli import main
 from cnnviz.config import DataConfig
-from cnnviz.data.catalog import STANDARD_FILES
-from cnnviz.data.idx import write_idx
 from cnnviz.data.prepare import load_data
 from cnnviz.errors import SpecError
 from cnnviz.inspect.canvas import digit_box, render_strokes, to_mnist
 from cnnviz.models import build_model, fit_to_images, input_mismatch, spec_for_data, summarize
 from cnnviz.presets import PRESETS
+from tests.datasets import write_dataset
 from cnnviz.training.trainer import Trainer
 
 
 def write_sized_folder(folder, height: int, width: int | None = None, n_train: int = 100, n_test: int = 20,
                        classes: int = 10):
-    """The four IDX files of random ``height x width`` images with labels 0..classes-1."""
+    """The four IDX files of random ``height x width`` images with labels 0..classes-1; returns the folder."""
     width = height if width is None else width
-    rng = np.random.default_rng(height * 100 + width)
-    arrays = {
-        "train_images": rng.integers(0, 256, (n_train, height, width), dtype=np.uint8),
-        "train_labels": (np.arange(n_train) % classes).astype(np.uint8),
-        "test_images": rng.integers(0, 256, (n_test, height, width), dtype=np.uint8),
-        "test_labels": (np.arange(n_test) % classes).astype(np.uint8),
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    for role, name in STANDARD_FILES.items():
-        write_idx(folder / name, arrays[role])
+    write_dataset(folder, n_train, n_test, seed=height * 100 + width, height=height, width=width, classes=classes)
     return folder
 
 

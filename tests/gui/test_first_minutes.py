@@ -2,12 +2,12 @@
 folder given on the command line opens in it."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from cnnviz.cli import _open_shorthand
+from tests.datasets import write_dataset
 
 
 @pytest.fixture
@@ -94,14 +94,8 @@ def test_cnnviz_run_opens_the_run_in_the_window(make, qtbot, tmp_path, capsys):
 
 
 def test_cnnviz_data_dir_opens_the_window_on_that_data(make, tmp_path):
-    from cnnviz.data.idx import write_idx
-
     folder = tmp_path / "digits"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    for prefix, n in (("train", 120), ("t10k", 60)):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
+    write_dataset(folder, n_train=120, n_test=60, seed=1, gz=False)
     w = make(data_dir=str(folder))
     assert len(w.session.data.test) == 60 and w.session.recipe.data.data_dir == str(folder)
 

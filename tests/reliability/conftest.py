@@ -15,12 +15,11 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PySide6.QtCore import QThread, QTimer
 
 from cnnviz.data.catalog import DATASETS, STANDARD_FILES
-from cnnviz.data.idx import write_idx
+from tests.datasets import write_dataset  # noqa: F401 (the reliability tests import it from here)
 
 HERE = Path(__file__).parent
 SIX_STATES = {"idle", "running", "paused", "stopped", "finished", "failed"}
@@ -169,24 +168,6 @@ class LocalMirror:
         info = dataclasses.replace(DATASETS[key], mirrors=(self.url(mode),), sha256=dict(self.sha256),
                                    sizes=dict(self.sizes))
         monkeypatch.setitem(DATASETS, key, info)
-
-
-def write_dataset(folder: Path, n_train: int, n_test: int, seed: int = 0, gz: bool = True) -> dict[str, Path]:
-    """Random 28x28 digits with labels 0-9 as the four IDX files; returns them by role."""
-    rng = np.random.default_rng(seed)
-    arrays = {
-        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train_labels": (np.arange(n_train) % 10).astype(np.uint8),
-        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "test_labels": (np.arange(n_test) % 10).astype(np.uint8),
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for role, name in STANDARD_FILES.items():
-        path = folder / (name if gz else name.removesuffix(".gz"))
-        write_idx(path, arrays[role])
-        paths[role] = path
-    return paths
 
 
 @pytest.fixture(scope="session")

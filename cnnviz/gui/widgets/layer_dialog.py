@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from cnnviz.errors import SpecError
 from cnnviz.models import ACTIVATIONS, LayerSpec, ModelSpec, act, avgpool, batchnorm, conv, dense, dropout, flatten
 from cnnviz.models import maxpool
+from cnnviz.models.spec import USED_FIELDS
 
 NO_ACTIVATION = "none"
 COLUMNS = 3  # label/field pairs per line of the form
@@ -33,17 +34,7 @@ NEW_LAYERS = {  # what "Add layer" inserts: common, valid settings to start from
     "conv": conv(16, 3, 1, "same"), "maxpool": maxpool(2), "avgpool": avgpool(2), "batchnorm": batchnorm(),
     "activation": act("relu"), "dropout": dropout(0.25), "flatten": flatten(), "dense": dense(64, "relu"),
 }
-# Which form rows each kind shows (the same fields the spec uses for that kind).
-FIELDS = {
-    "conv": ("size", "kernel", "stride", "padding", "activation"),
-    "maxpool": ("kernel", "stride", "padding"),
-    "avgpool": ("kernel", "stride", "padding"),
-    "batchnorm": (),
-    "activation": ("activation",),
-    "dropout": ("rate",),
-    "flatten": (),
-    "dense": ("size", "activation"),
-}
+FIELDS = USED_FIELDS  # which form rows each kind shows: the fields the spec uses for that kind
 KIND_HELP = {
     "conv": "Slides learned filters over the image; each filter gives one output channel.",
     "maxpool": "Keeps the largest value of each window: shrinks the maps.",
