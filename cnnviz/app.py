@@ -10,7 +10,8 @@ from pathlib import Path
 from cnnviz.presets import DEFAULT_PRESET
 
 
-def create_window(argv: list[str] | None = None, run: str | None = None, data_dir: str | None = None):
+def create_window(argv: list[str] | None = None, run: str | None = None, data_dir: str | None = None,
+                  follow: bool = False):
     """Build and show the main window (creating the QApplication if needed) without entering the event loop.
 
     `run`: a saved run to open in it; `data_dir`: a folder of IDX files to open it on instead of the embedded
@@ -28,7 +29,16 @@ def create_window(argv: list[str] | None = None, run: str | None = None, data_di
     if run is not None:
         from cnnviz.training.checkpoint import load_checkpoint
 
-        checkpoint = load_checkpoint(run)  # a bad run is a one-line error, not a window with a banner
+        if follow:  # a run still being written may have no checkpoint yet: its folder must be one
+            from cnnviz.timeline.reader import read_header
+
+            if not Path(run).is_dir():
+                from cnnviz.errors import CnnvizError
+
+                raise CnnvizError(f"{run}: not a run folder to follow")
+            read_header(Path(run))
+        else:
+            checkpoint = load_checkpoint(run)  # a bad run is a one-line error, not a window with a banner
     preset, recipe = settings.load_experiment()
     if preset not in PRESETS or recipe is None:
         preset, recipe = (preset if preset in PRESETS else DEFAULT_PRESET), None
@@ -49,8 +59,8 @@ def create_window(argv: list[str] | None = None, run: str | None = None, data_di
 
     window = MainWindow(data, preset=preset, recipe=recipe)
     window.show()
-    if checkpoint is not None:
-        window.open_run(str(run))
+    if checkpoint is not None or follow:
+        window.open_run(str(run), follow=follow)
     return window
 
 
@@ -76,7 +86,8 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def run_app(argv: list[str] | None = None, run: str | None = None, data_dir: str | None = None) -> int:
+def run_app(argv: list[str] | None = None, run: str | None = None, data_dir: str | None = None,
+            follow: bool = False) -> int:
     """Open the window (on a saved run, or a folder of data) and run the event loop until it closes."""
     from PySide6.QtWidgets import QApplication
 
@@ -84,7 +95,7 @@ def run_app(argv: list[str] | None = None, run: str | None = None, data_dir: str
 
     from PySide6.QtCore import QTimer
 
-    window = create_window(argv, run=run, data_dir=data_dir)
+    window = create_window(argv, run=run, data_dir=data_dir, follow=follow)
     freeze_startup_objects()
     app = QApplication.instance()
     app.aboutToQuit.connect(window.controller.shutdown)

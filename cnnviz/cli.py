@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     again = p.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace the run that --out already holds")
     again.add_argument("--resume", action="store_true", help="continue the run that --out holds")
+    p.add_argument("--no-timeline", action="store_true",
+                   help="record only the final checkpoint and metrics, no timeline (keyframes, anchors, statistics)")
     p.add_argument("--seed", type=int, help="random seed, 0 to 2**32 - 1 (default 0)")
     p.add_argument("--batch-size", type=int, help="batch size (default: the preset's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
@@ -65,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a saved run on its test set")
     p.add_argument("run", help="a run folder or checkpoint file")
     p.add_argument("--data-dir", help="evaluate on this IDX folder instead of the run's dataset")
+    p.add_argument("--step", type=int, help="the exact weights of this step (0: the initial weights), recomputed "
+                   "from the run's timeline")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("info", help="what a run folder holds: steps, epochs, keyframes, statistics, size")
+    p.add_argument("run", help="a run folder or checkpoint file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("predict", help="classify an image file with a saved run")
@@ -72,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", help="a PNG/JPEG of one digit (any size; dark on light or light on dark)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("open", help="open a saved run in the window")
+    p = sub.add_parser("open", help="open a saved run in the window (or follow one that is training)")
     p.add_argument("run", help="a run folder or checkpoint file")
+    p.add_argument("--follow", action="store_true",
+                   help="follow the run live while another process (cnnviz train --out) writes it")
     p.add_argument("--data-dir", dest="open_data_dir", metavar="DIR",
                    help="the folder of IDX files to show it on (default: the run's own data)")
 
@@ -179,19 +189,29 @@ def cmd_train(args) -> int:
             print(f"note: {data.notice}", file=sys.stderr)
         if not args.resume:  # the model's input shape and class count come from the data
             spec = spec_for_data(spec, data, what=f"{'model' if args.model else 'preset'} '{name}'")
-        trainer = _make_trainer(spec, recipe, data, progress, checkpoint if args.resume else None)
+        callbacks = [progress]
+        if run is not None:  # writes the run folder as it trains (the timeline, unless --no-timeline)
+            from cnnviz.timeline.recorder import RunRecorder
+
+            recorder = RunRecorder(run.path, name, timeline=not args.no_timeline,
+                                   staging=run.holds_run() and not args.resume,
+                                   on_notice=lambda text: print(f"note: {text}", file=sys.stderr))
+            callbacks.append(recorder)
+        trainer = _make_trainer(spec, recipe, data, callbacks, checkpoint if args.resume else None)
         if args.own_process:
             tune_for_training()  # the `cnnviz train` process only trains from here on
         with _stop_on_ctrl_c(trainer):
             result = trainer.fit()
         progress.finish()
         summary = _summary(name, trainer, result)
-        saved = _save_run(run, trainer, result, summary) if run is not None else None
+        saved = _outcome(run, recorder, trainer, result, summary) if run is not None else None
+        if run is not None:
+            run.worthless = getattr(recorder, "worthless", False)
     finally:
         if run is not None:
             run.release()
             if not existed and saved_nothing(run):
-                shutil.rmtree(run.path, ignore_errors=True)  # we made it and nothing went in
+                shutil.rmtree(run.path, ignore_errors=True)  # we made it and nothing of worth went in
     if result.error:
         raise CnnvizError(result.error + (f" {saved}" if saved else ""))
     if args.json:
@@ -261,13 +281,13 @@ def _recipe_changes(args) -> dict:
     return changes
 
 
-def _make_trainer(spec, recipe, data, progress, checkpoint):
+def _make_trainer(spec, recipe, data, callbacks, checkpoint):
     from cnnviz.training.checkpoint import resume_trainer
     from cnnviz.training.trainer import Trainer
 
     if checkpoint is not None:
-        return resume_trainer(checkpoint, data, [progress], recipe=recipe)
-    return Trainer(spec, recipe, data, callbacks=[progress])
+        return resume_trainer(checkpoint, data, callbacks, recipe=recipe)
+    return Trainer(spec, recipe, data, callbacks=callbacks)
 
 
 class _stop_on_ctrl_c:
@@ -299,40 +319,40 @@ def _summary(name, trainer, result) -> dict:
     return run_summary(name, trainer, result)
 
 
-def _save_run(run, trainer, result, summary) -> str:
-    """Write the run into its folder and say what happened, in words for the user.
+def _outcome(run, recorder, trainer, result, summary) -> str:
+    """Say what became of the run's folder, in words for the user (the recorder wrote it as the run went).
 
     A failed run went back to its last good state; when that is where this fit began, there is nothing new
-    to keep, so nothing is written (an existing run in the folder is never replaced by a failed one). A save
-    that fails puts the run into a rescue folder in the user cache, which the message names."""
+    to keep: a run the folder held stays as it was (the new one recorded aside), a folder made for this run
+    goes. A save that failed puts the run into a rescue folder in the user cache, which the message names."""
     from cnnviz.training.checkpoint import from_trainer
-    from cnnviz.training.rundir import RunFolder, RunFolderError
+    from cnnviz.training.rundir import RunFolder, RunFolderError, rescue_folder
 
     if result.status == "failed" and trainer.step_count == trainer.fit_start_step:
-        return f"Nothing was saved; {run.path} is unchanged." if run.holds_run() else "Nothing was saved."
-    checkpoint = from_trainer(trainer)
-    try:
-        run.write(checkpoint, summary)
-        where = run.path
-    except (OSError, CnnvizError) as exc:
+        held_a_run = recorder.staging is not None or trainer.fit_start_step > 0
+        recorder.discard_staging()
+        recorder.worthless = not held_a_run
+        return f"Nothing was saved; {run.path} is unchanged." if held_a_run else "Nothing was saved."
+    if recorder.save_error is not None:
+        exc = recorder.save_error
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        from cnnviz.training.rundir import rescue_folder
-
         try:
             rescue = rescue_folder(run.path.name or "run")
-            RunFolder(rescue).write(checkpoint, summary)
+            RunFolder(rescue).write(from_trainer(trainer), summary)
         except (OSError, CnnvizError) as again:
             raise RunFolderError(f"could not save the run to {run.path} ({reason}), nor to a rescue folder "
                                  f"({again}); the trained weights are lost") from None
         raise RunFolderError(f"could not save the run to {run.path} ({reason}); it was saved to {rescue} "
                              "instead") from None
-    return f"saved to {where}" if result.status != "failed" else f"The run up to step {trainer.step_count} " \
-        f"was saved to {where}."
+    return f"saved to {run.path}" if result.status != "failed" else f"The run up to step {trainer.step_count} " \
+        f"was saved to {run.path}."
 
 
 def saved_nothing(run) -> bool:
+    """True when the folder holds nothing of worth: nothing, or only the records of a run that failed before
+    any good progress (the CLI made the folder, so it goes)."""
     try:
-        return not any(run.path.iterdir())
+        return not any(run.path.iterdir()) or getattr(run, "worthless", False)
     except OSError:
         return False
 
@@ -348,28 +368,41 @@ def _summary_name(run) -> str | None:
 
 
 def cmd_evaluate(args) -> int:
-    from cnnviz.config import DataConfig
+    import dataclasses
+
+    import torch
+
     from cnnviz.data.prepare import load_data
     from cnnviz.models import input_mismatch
     from cnnviz.training.checkpoint import load_checkpoint
     from cnnviz.training.trainer import evaluate
-    import dataclasses
 
     ckpt = load_checkpoint(args.run)
     data_cfg = ckpt.recipe.data
     if args.data_dir:
-        data_cfg = dataclasses.replace(data_cfg, data_dir=args.data_dir)
+        data_cfg = dataclasses.replace(data_cfg, data_dir=_absolute(args.data_dir))
     data = load_data(data_cfg, fallback=False)
     mismatch = input_mismatch(ckpt.spec, data, "the run's model")  # trained weights cannot be refitted
     if mismatch:
         raise CnnvizError(mismatch)
     if data.num_classes != ckpt.spec.num_classes:
         raise CnnvizError(f"the run has {ckpt.spec.num_classes} classes but this data has {data.num_classes}")
+    model, step = ckpt.build_model(), ckpt.step
+    if args.step is not None:  # the exact weights of that step, recomputed from the nearest anchor before it
+        from cnnviz.timeline.reader import RunTimeline
+        from cnnviz.timeline.replay import exact_weights
+
+        progress = _Progress(enabled=not args.json)
+        timeline = RunTimeline.open(args.run)
+        weights = exact_weights(timeline, args.step, progress=progress.replay)
+        progress.finish()
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+        step = args.step
     split = dataclasses.replace(data.test)
     split = _renormalize(split, ckpt.normalization)
-    result = evaluate(ckpt.build_model(), split, "test", ckpt.step)
+    result = evaluate(model, split, "test", step)
     if args.json:
-        print(json.dumps({"test_accuracy": result.accuracy, "loss": result.loss,
+        print(json.dumps({"step": step, "test_accuracy": result.accuracy, "loss": result.loss,
                           "per_class_accuracy": [float(v) for v in result.per_class_accuracy],
                           "confusion": result.confusion.tolist(), "examples": int(len(result.labels))}))
     else:
@@ -417,11 +450,32 @@ def cmd_download(args) -> int:
 def cmd_open(args) -> int:
     from cnnviz.app import run_app
 
-    return run_app(run=args.run, data_dir=_absolute(args.open_data_dir or args.window_data_dir))
+    return run_app(run=args.run, data_dir=_absolute(args.open_data_dir or args.window_data_dir), follow=args.follow)
+
+
+def cmd_info(args) -> int:
+    from cnnviz.formatting import format_bytes
+    from cnnviz.timeline.reader import RunTimeline
+
+    info = RunTimeline.open(args.run).info()
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    keyframes = info["keyframe_steps"]
+    accuracy = f"{info['test_accuracy'] * 100:.2f}%" if isinstance(info["test_accuracy"], float) else "-"
+    print(f"{info['path']}: {info['name'] or 'run'}, {info['state']}, run format {info['format_version']}")
+    print(f"  steps {info['steps']:,}, epochs {info['epochs']}, test accuracy {accuracy}, {format_bytes(info['bytes'])}")
+    print(f"  keyframes {len(keyframes)} ({', '.join(info['keyframe_precision']) or 'none'}), anchors "
+          f"{len(info['anchor_steps'])}; every step {'recomputes exactly' if info['exact'] else 'shows its nearest keyframe'}")
+    for layer, names in info["stats"].items():
+        print(f"  {layer:>14}: {', '.join(names)}")
+    if info["damaged_records"]:
+        print(f"  {info['damaged_records']} damaged record(s) skipped")
+    return 0
 
 
 COMMANDS = {"presets": cmd_presets, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "open": cmd_open, "download": cmd_download}
+            "info": cmd_info, "open": cmd_open, "download": cmd_download}
 
 
 def _renormalize(split, normalization):
@@ -497,6 +551,14 @@ class _Progress(Callback):
     def on_evaluation(self, trainer, evaluation) -> None:
         if self.enabled:
             self._test = evaluation  # shown on its epoch's line (the final one is printed with the results)
+
+    def replay(self, done: int, total: int) -> None:
+        """Progress of a recomputation from an anchor (evaluate --step)."""
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < self.interval and done < total):
+            return
+        self._last = now
+        self._write(f"recomputing from the nearest anchor: {done:,}/{total:,} steps")
 
     def download(self, done: int, total: int | None, message: str = "") -> None:
         now = time.monotonic()

@@ -70,6 +70,12 @@ def from_trainer(trainer) -> Checkpoint:
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
     """Write `checkpoint` to `path` atomically; returns the path."""
     path = Path(path)
+    atomic_write_bytes(path, checkpoint_bytes(checkpoint))
+    return path
+
+
+def checkpoint_bytes(checkpoint: Checkpoint) -> bytes:
+    """`checkpoint` as the bytes of a safetensors file (tensors copied: the trainer may go on at once)."""
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v.detach().cpu().contiguous().clone()
                                         for k, v in checkpoint.model_state.items()}
     for name, values in checkpoint.history.step_arrays().items():
@@ -98,8 +104,7 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> Path:
         "test_accuracy": json.dumps(checkpoint.history.test_accuracy),
         "optimizer": json.dumps(optimizer_json),
     }
-    atomic_write_bytes(path, st_save(tensors, metadata=meta))
-    return path
+    return st_save(tensors, metadata=meta)
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:

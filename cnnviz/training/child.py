@@ -23,6 +23,7 @@ from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, STOPPED, AckSnap
 from cnnviz.training.pacing import Pacer
 from cnnviz.training.process_tuning import tune_for_training
 from cnnviz.training.shared_weights import SharedWeightsWriter
+from cnnviz.timeline.recorder import RunRecorder
 
 PAUSED_TICK_INTERVAL = 0.02  # seconds between ticks while the run is paused (parked, so they are free)
 
@@ -40,7 +41,6 @@ class Streamer(Callback):
         self.shared = SharedWeightsWriter()
         self.paused = False
         self.fitting = False
-        self.saved_step = -1  # step of the last autosave
 
     def send(self, message) -> None:
         with self.lock:
@@ -102,7 +102,6 @@ class Streamer(Callback):
     def on_epoch_end(self, trainer, metrics) -> None:
         self.flush()
         self.send(metrics)
-        self.autosave(trainer)
 
     def on_evaluation_start(self, trainer, split) -> None:
         """An evaluation can take a second: send the steps and (if due) the weights it is about to judge."""
@@ -122,23 +121,12 @@ class Streamer(Callback):
             self.send_snapshot(trainer)  # the exact weights the run paused or ended on (failed: went back to)
         self.send(StateChanged(state, message))
 
-    def autosave(self, trainer, result=None) -> None:
-        """Write the run's folder (checkpoint, metrics, summary), once per step count."""
-        if self.job.run_dir and trainer.step_count != self.saved_step:
-            self.saved_step = trainer.step_count
-            self.save(trainer, self.job.run_dir, autosave=True, result=result)
-
-    def save(self, trainer, path: str, autosave: bool = False, result=None) -> None:
+    def save(self, trainer, path: str) -> None:
+        """Write a checkpoint the user asked for (File -> Save run)."""
         from cnnviz.training.checkpoint import from_trainer, save_checkpoint
-        from cnnviz.training.rundir import RunFolder, run_summary
 
-        checkpoint = from_trainer(trainer)
-        if autosave:
-            RunFolder(path).write(checkpoint, run_summary(self.job.name, trainer, result))
-            path = str(RunFolder(path).checkpoint)
-        else:
-            save_checkpoint(path, checkpoint)
-        self.send(Saved(str(path), trainer.epoch, trainer.step_count, autosave))
+        save_checkpoint(path, from_trainer(trainer))
+        self.send(Saved(str(path), trainer.epoch, trainer.step_count, False))
 
 
 # What each command does in the child (from the control thread; the trainer's controls are thread-safe).
@@ -210,10 +198,15 @@ def child_main(job, conn, control) -> None:
     controls, controls_done = None, threading.Event()
     try:
         data = load_data(job.recipe.data, fallback=False)
+        callbacks = [streamer]
+        if job.run_dir:  # the run's folder and its timeline, written as it trains
+            callbacks.append(RunRecorder(
+                job.run_dir, job.name, timeline=job.timeline, on_notice=lambda text: streamer.send(Notice(text)),
+                on_saved=lambda path, t: streamer.send(Saved(str(path), t.epoch, t.step_count, True))))
         if job.resume_from:
-            trainer = resume_trainer(load_checkpoint(job.resume_from), data, [streamer], recipe=job.recipe)
+            trainer = resume_trainer(load_checkpoint(job.resume_from), data, callbacks, recipe=job.recipe)
         else:
-            trainer = Trainer(ModelSpec.from_dict(job.spec), job.recipe, data, [streamer])
+            trainer = Trainer(ModelSpec.from_dict(job.spec), job.recipe, data, callbacks)
         tune_for_training()  # this process only trains (malloc keeps step buffers, GC skips start-up objects)
         if job.start_paused:
             trainer.pause()
@@ -221,12 +214,7 @@ def child_main(job, conn, control) -> None:
                                     daemon=True, name="cnnviz-controls")
         controls.start()
         result = trainer.fit()
-        try:
-            trainer.control.run_calls()  # a save asked for just as the run ended
-            if result.steps > 0:
-                streamer.autosave(trainer, result)
-        except (OSError, CnnvizError) as exc:
-            streamer.send(Notice(f"could not write the autosave: {exc}"))
+        trainer.control.run_calls()  # a save asked for just as the run ended
         streamer.send(result)
     except CnnvizError as exc:
         _send_quietly(streamer, FitResult(FAILED, 0, 0, 0.0, 0.0, str(exc)))

@@ -134,6 +134,14 @@ class StepBatch:
 
 
 @dataclass(frozen=True)
+class Rewound:
+    """A failed run went back to its last good state: only its first `steps` steps and `epochs` epochs stay."""
+
+    steps: int
+    epochs: int
+
+
+@dataclass(frozen=True)
 class Saved:
     """A checkpoint was written."""
 

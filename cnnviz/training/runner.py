@@ -32,6 +32,7 @@ class TrainingJob:
     resume_from: str | None = None  # checkpoint to continue
     run_dir: str | None = None  # the run's folder, written at every epoch end and at the end of the run
     name: str = "run"  # what the run is called in its folder's summary (the preset, say)
+    timeline: bool = True  # record the timeline (keyframes, anchors, statistics) in run_dir
     # seconds between metric messages (10 Hz): each one updates the progress bar, the status bar and the
     # curves' buffers; the curves redraw at most 10 times a second, and 20 Hz cost the window ~3% of a core
     metrics_interval: float = 0.1

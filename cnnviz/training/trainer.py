@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import heapq
+import itertools
 import math
 import os
 import time
@@ -98,6 +100,9 @@ class Trainer:
         self._hits = 0
         self._start_step, self._fit_started = self.step_count, time.perf_counter()
         self._rate, self._polled_rate, self._images_done, self._images_polled = _Rate(), _Rate(), 0, 0
+        self._at_step: list[tuple[int, int, object]] = []  # heap of (step, order, fn): calls after a given step
+        self._next_at = _NEVER  # the smallest step in _at_step (checked once per step)
+        self._recipe_in_effect = self.recipe  # a live change (lr) is announced when the loop first uses it
 
     # -- control (thread-safe) -------------------------------------------------------------------------
     def pause(self) -> None:
@@ -111,6 +116,21 @@ class Trainer:
 
     def request_stop(self) -> None:
         self.control.request_stop()
+
+    def call_at_step(self, step: int, fn) -> None:
+        """Run `fn()` on the training thread right after step `step` is done (at once, between two batches,
+        when the run is already past it). For a consumer that must see exact steps (the timeline's
+        keyframes) without listening to every step: the loop compares one integer per step."""
+        heapq.heappush(self._at_step, (int(step), next(_ORDER), fn))
+        self._next_at = self._at_step[0][0]
+        if step <= self.step_count:
+            self.control.call_soon(self._run_due_calls)
+
+    def _run_due_calls(self) -> None:
+        while self._at_step and self._at_step[0][0] <= self.step_count:
+            _, _, fn = heapq.heappop(self._at_step)
+            fn()
+        self._next_at = self._at_step[0][0] if self._at_step else _NEVER
 
     def set_callbacks(self, callbacks) -> None:
         self.callbacks = tuple(callbacks)
@@ -221,6 +241,9 @@ class Trainer:
     def _scheduled_lr(self) -> float:
         """The learning rate of the coming step (the recipe may change live), written into the optimizer only
         when it changed: touching every param group each step costs more than the check."""
+        if self.recipe is not self._recipe_in_effect:  # a live change, announced before the step that uses it
+            self._recipe_in_effect = self.recipe
+            self._emit("on_recipe_change", self)
         lr = learning_rate(self.recipe.optimizer, self.step_count, self.epoch)
         if lr != self._lr:
             set_learning_rate(self.optimizer, lr)
@@ -247,6 +270,9 @@ class Trainer:
             self._pending.append((logits.detach(), y))
             if len(self._pending) >= self._pending_limit:
                 self._settle_accuracy()
+        if self.step_count >= self._next_at:
+            self._settle_accuracy()  # a call at an exact step sees that step's accuracy too
+            self._run_due_calls()
 
     def _diverged(self, loss: float, lr: float) -> TrainingError:
         g = self._good
@@ -445,6 +471,10 @@ class _GoodState:
     epoch_shuffle: torch.Tensor
     torch_rng: torch.Tensor
     lengths: tuple[int, ...]
+
+
+_NEVER = 1 << 62  # no call waits for a step
+_ORDER = itertools.count()  # ties of call_at_step run in the order they were asked for
 
 
 def _pending_limit(batch_size: int, classes: int) -> int:

@@ -1,0 +1,365 @@
+"""Records a run into its folder while it trains: the same for `cnnviz train --out` and the window's runs.
+
+A :class:`RunRecorder` is a training callback. It writes ``run.json`` (what the run is) at the start and
+keeps it up to date, the checkpoint and the CSV files at every epoch end and at the end, and the timeline:
+the steps' metrics a few times a second, weight keyframes at the planned steps (`schedule.py`), an anchor (an
+exact, resumable state) at the start, at every epoch end and whenever the recipe changes live, the test
+evaluations, and the layer statistics (`stats.py`) a few times a second.
+
+Nothing here listens to every step: keyframes are calls at exact steps (`Trainer.call_at_step`, one integer
+compared per step), the rest is paced between batches (`training/pacing.py`). A write that fails (a full
+disk) stops the timeline with a notice, never the training.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnviz import __version__
+from cnnviz.errors import CnnvizError
+from cnnviz.training.callbacks import Callback
+from cnnviz.training.pacing import Pacer
+from cnnviz.timeline.schedule import DEFAULT_BUDGET_BYTES, plan_keyframes
+from cnnviz.timeline.stats import LayerStats
+from cnnviz.timeline.store import (ANCHORS, EVALS, FORMAT_VERSION, KEYFRAMES, EventWriter, encode_evaluation,
+                                   encode_keyframe, step_file, write_file)
+
+STEPS_INTERVAL = 0.25  # seconds between two records of the steps' metrics (a follower shows them within ~0.5 s)
+STATS_INTERVAL = 0.25  # seconds between two records of layer statistics
+
+
+class RunRecorder(Callback):
+    """Writes a run's folder while it trains.
+
+    Parameters
+    ----------
+    folder
+        The run folder (created and locked by the caller, see `training/rundir.py`).
+    name
+        What the run is called (the preset, or the model file's name).
+    timeline
+        False: only ``run.json``, the checkpoint and the CSV files, at the end (``--no-timeline``).
+    budget_bytes
+        What the timeline may take on disk (keyframes adapt their number and precision to it).
+    staging
+        A folder inside `folder` to record into until the run has made good progress (its first epoch end,
+        or a clean end), then moved up over the run the folder held (``--overwrite``): a run that fails before
+        that never replaces the one that was there.
+    on_notice
+        Called with a sentence when the timeline had to stop (a write failed).
+    on_saved
+        Called with (checkpoint path, trainer) after each save of the checkpoint (the window learns what
+        Train continues from).
+    """
+
+    def __init__(self, folder: str | os.PathLike, name: str = "run", timeline: bool = True,
+                 budget_bytes: int = DEFAULT_BUDGET_BYTES, staging: bool = False, on_notice=None,
+                 on_saved=None) -> None:
+        self.run_folder = Path(folder)
+        self.name, self.timeline, self.budget = name, timeline, budget_bytes
+        self.staging = self.run_folder / f".incoming-{os.getpid()}" if staging else None
+        self.folder = self.staging or self.run_folder
+        self.on_notice = on_notice
+        self.on_saved = on_saved  # called with (checkpoint path, trainer) after each save of the checkpoint
+        self.trainer = None
+        self.events: EventWriter | None = None
+        self.spent = _folder_bytes(self.folder / KEYFRAMES) + _folder_bytes(self.folder / ANCHORS)
+        self.written_steps = 0  # steps whose metrics are in the event log
+        self.keyframes: list[int] = []
+        self.anchors: set[int] = set()
+        self.stats: LayerStats | None = None
+        self._pacer: Pacer | None = None
+        self._last_steps = self._last_stats = 0.0
+        self._plan: tuple[int, ...] = ()
+        self._failed = False
+        self.promoted = not staging
+        self.save_error: Exception | None = None  # the last save of the run that failed
+        self.worthless = False
+
+    # -- the fit ---------------------------------------------------------------------------------------------
+    def on_fit_start(self, trainer) -> None:
+        self.trainer = trainer
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.written_steps = trainer.history.steps
+        self._guard(self._write_header, trainer, "running")
+        if not self.timeline:
+            return
+        self._guard(self._open_timeline, trainer)
+
+    def _open_timeline(self, trainer) -> None:
+        self.events = EventWriter(self.folder)
+        self.anchors |= _existing_steps(self.folder / ANCHORS)
+        if trainer.step_count not in self.anchors:
+            self.write_anchor(trainer)  # where this fit starts: exact
+        self.stats = LayerStats(trainer.model)
+        self._plan_keyframes(trainer)
+        self._pacer = Pacer(trainer.control, self._tick, self._due_in).start("cnnviz-recorder")
+
+    def _plan_keyframes(self, trainer) -> None:
+        cfg, per_epoch = trainer.recipe.train, trainer.batches_per_epoch()
+        last = cfg.epochs * per_epoch
+        if cfg.max_steps is not None:
+            last = min(last, cfg.max_steps)
+        values = sum(int(v.numel()) for v in trainer.model.state_dict().values())
+        anchor = max(self._anchor_bytes, 1)
+        plan = plan_keyframes(trainer.step_count, last, max(0, cfg.epochs - trainer.epoch), values, anchor,
+                              self.budget, self.spent)
+        self.precision, self._plan = plan.precision, tuple(s for s in plan.steps if s % per_epoch or s == last)
+        if self._plan:
+            self._schedule_next(trainer)
+
+    def _schedule_next(self, trainer) -> None:
+        upcoming = [s for s in self._plan if s > trainer.step_count]
+        if upcoming:
+            trainer.call_at_step(upcoming[0], lambda: self._keyframe_due(trainer))
+
+    def _keyframe_due(self, trainer) -> None:
+        self._guard(self.write_keyframe, trainer)
+        self._schedule_next(trainer)
+
+    def on_fit_end(self, trainer, result) -> None:
+        if self._pacer is not None:
+            self._pacer.stop()
+            self._pacer = None
+        if self.stats is not None:
+            self.stats.disarm()
+        if result.status == "failed":  # it went back to its last good state: nothing after it stays
+            self._rewind(trainer.step_count)
+        if self.staging is not None and not self.promoted and result.status != "failed" and trainer.step_count > 0:
+            self._guard(self.promote)
+        self._guard(self._flush_steps, trainer)
+        if self.events is not None and trainer.step_count not in self.anchors:
+            self._guard(self.write_anchor, trainer)  # a stop mid-epoch: the next fit continues exactly from here
+        if self.events is not None:
+            self._guard(self.events.write, {"t": "end", "status": str(result.status), "step": trainer.step_count,
+                                           "epoch": trainer.epoch, "error": result.error}, True)
+            self.events.close()
+            self.events = None
+        if self.promoted and (result.steps > 0 or trainer.step_count > 0):
+            try:
+                self.save_state(trainer, result)
+            except (OSError, CnnvizError) as exc:
+                self.save_error = exc  # the caller rescues the run (the CLI) or says so (the window)
+                if self.on_notice is not None:
+                    self.on_notice(f"could not save the run in {self.folder}: {getattr(exc, 'strerror', None) or exc}")
+
+    # -- hooks -----------------------------------------------------------------------------------------------
+    def on_epoch_end(self, trainer, metrics) -> None:
+        self._guard(self._flush_steps, trainer)
+        self._event({"t": "epoch", **dataclasses.asdict(metrics)}, sync=True)
+        if self.timeline and self.events is not None:
+            self._guard(self.write_anchor, trainer)
+        if self.staging is not None and not self.promoted:
+            self._guard(self.promote)
+        if self.promoted:
+            try:
+                self.save_state(trainer)
+            except (OSError, CnnvizError) as exc:
+                self.save_error = exc
+
+    def on_evaluation(self, trainer, evaluation) -> None:
+        if self.events is None:
+            return
+        relative = step_file(EVALS, evaluation.step)
+        self._guard(write_file, self.folder, relative, encode_evaluation(evaluation))
+        self._event({"t": "eval", "split": evaluation.split, "step": int(evaluation.step),
+                     "loss": _finite(evaluation.loss), "accuracy": float(evaluation.accuracy),
+                     "per_class": [float(v) for v in evaluation.per_class_accuracy],
+                     "confusion": np.asarray(evaluation.confusion).tolist(), "file": relative})
+
+    def on_recipe_change(self, trainer) -> None:
+        """A live change (learning rate, batch size): an anchor here keeps every later step exact."""
+        if self.events is not None and trainer.step_count not in self.anchors:
+            self._guard(self._flush_steps, trainer)
+            self._guard(self.write_anchor, trainer)
+
+    def on_state_change(self, trainer, state, message) -> None:
+        self._event({"t": "state", "state": str(state), "step": trainer.step_count, "message": message})
+
+    # -- what is written -----------------------------------------------------------------------------------
+    def write_keyframe(self, trainer) -> None:
+        step = trainer.step_count
+        if step in self.keyframes or step in self.anchors:
+            return
+        state = {k: np.array(v) for k, v in trainer.weight_arrays().items()}
+        payload = encode_keyframe(state, self.precision)
+        if self.spent + len(payload) > self.budget:
+            return  # over budget: the anchors still make every step exact
+        self.spent += write_file(self.folder, step_file(KEYFRAMES, step), payload)
+        self.keyframes.append(step)
+        self._event({"t": "keyframe", "step": step, "epoch": trainer.epoch, "file": step_file(KEYFRAMES, step),
+                     "precision": self.precision})
+
+    def write_anchor(self, trainer) -> None:
+        from cnnviz.training.checkpoint import checkpoint_bytes, from_trainer
+
+        # the history is in the event log: an anchor holds the state alone (weights, optimizer, streams, recipe)
+        payload = checkpoint_bytes(dataclasses.replace(from_trainer(trainer), history=type(trainer.history)()))
+        step = trainer.step_count
+        self.spent += write_file(self.folder, step_file(ANCHORS, step), payload)
+        self._anchor_bytes = len(payload)
+        self.anchors.add(step)
+        self._event({"t": "anchor", "step": step, "epoch": trainer.epoch, "file": step_file(ANCHORS, step)},
+                    sync=True)
+
+    _anchor_bytes = 0
+
+    def save_state(self, trainer, result=None) -> None:
+        """The checkpoint, the CSV files and run.json as they are now (at epoch ends and the end)."""
+        from cnnviz.training.checkpoint import from_trainer
+        from cnnviz.training.rundir import RunFolder, run_summary
+
+        folder = RunFolder(self.folder)
+        folder.write(from_trainer(trainer), self._header(trainer, run_summary(self.name, trainer, result)))
+        if self.on_saved is not None and trainer.step_count != self._saved_step:
+            self.on_saved(folder.checkpoint, trainer)
+        self._saved_step = trainer.step_count
+
+    _saved_step = -1
+
+    def _write_header(self, trainer, status: str) -> None:
+        from cnnviz.training.rundir import SUMMARY_NAME, run_summary, write_text_atomic
+
+        summary = run_summary(self.name, trainer)
+        summary["status"] = status
+        write_text_atomic(self.folder / SUMMARY_NAME, json.dumps(self._header(trainer, summary), indent=2) + "\n")
+
+    def _header(self, trainer, summary: dict) -> dict:
+        return {
+            **summary, "format": "cnnviz-run", "format_version": FORMAT_VERSION, "name": self.name,
+            "spec": trainer.spec.to_dict(), "recipe": trainer.recipe.to_dict(),
+            "class_names": list(trainer.data.class_names), "normalization": trainer.data.normalization.to_dict(),
+            "device": trainer.device.type, "threads": torch.get_num_threads(),
+            "exact": trainer.device.type == "cpu",  # GPU kernels are not deterministic: shown from keyframes
+            "timeline": self.timeline, "budget_bytes": self.budget, "batches_per_epoch": trainer.batches_per_epoch(),
+            "versions": {"cnnviz": __version__, "torch": torch.__version__, "python": platform.python_version()},
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+
+    # -- paced records -------------------------------------------------------------------------------------
+    def _due_in(self, now: float) -> float:
+        return min(self._last_steps + STEPS_INTERVAL, self._last_stats + STATS_INTERVAL) - now
+
+    def _tick(self) -> None:
+        trainer, now = self.trainer, time.perf_counter()
+        if trainer is None or self.events is None:
+            return
+        if now >= self._last_steps + STEPS_INTERVAL:
+            self._last_steps = now
+            self._guard(self._flush_steps, trainer)
+        if now >= self._last_stats + STATS_INTERVAL and self.stats is not None and not self.stats.armed \
+                and trainer.step_count > 0:
+            self._last_stats = now
+            self.stats.arm()
+            step = trainer.step_count + 1
+            trainer.call_at_step(step, lambda: self._guard(self._collect_stats, trainer))
+
+    def _collect_stats(self, trainer) -> None:
+        if self.stats is not None and self.stats.armed:
+            self._event({"t": "stats", "step": trainer.step_count, "layers": self.stats.collect()})
+
+    def _flush_steps(self, trainer) -> None:
+        """The steps done since the last record: loss, accuracy, learning rate, and where the run stands."""
+        if self.events is None:
+            return
+        latest = trainer.latest_step_metrics()  # also counts the accuracies still pending
+        h = trainer.history
+        end = min(len(h.step_loss), len(h.step_accuracy), len(h.step_lr))
+        if end <= self.written_steps:
+            return
+        first = trainer.step_count - h.steps + self.written_steps + 1
+        event = {"t": "steps", "first": first, "loss": _floats(h.step_loss[self.written_steps:end]),
+                 "accuracy": _floats(h.step_accuracy[self.written_steps:end]),
+                 "lr": _floats(h.step_lr[self.written_steps:end])}
+        if latest is not None:
+            event["latest"] = {k: _finite(v) if isinstance(v, float) else v
+                               for k, v in dataclasses.asdict(latest).items()}
+        self.written_steps = end
+        self._event(event)
+
+    def _rewind(self, step: int) -> None:
+        """A failed run went back to an earlier state: the records after it no longer belong to the run."""
+        self._event({"t": "rewind", "step": step}, sync=True)
+        self.written_steps = min(self.written_steps, step)
+        self.keyframes = [s for s in self.keyframes if s <= step]
+
+    # -- staging (--overwrite) -----------------------------------------------------------------------------
+    def promote(self) -> None:
+        """The run made good progress: its files replace those of the run the folder held."""
+        if self.staging is None or self.promoted:
+            return
+        if self.events is not None:
+            self.events.close()
+        from cnnviz.training.rundir import MARKER_NAME
+
+        keep = {MARKER_NAME, self.staging.name}
+        for entry in list(self.run_folder.iterdir()):
+            if entry.name in keep or entry.name.startswith(".cnnviz-write-test"):
+                continue
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        for entry in list(self.staging.iterdir()):
+            os.replace(entry, self.run_folder / entry.name)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.folder, self.promoted = self.run_folder, True
+        if self.events is not None:
+            self.events = EventWriter(self.folder)
+
+    def discard_staging(self) -> None:
+        """The run failed before it was promoted: forget what it wrote (the folder's old run stays)."""
+        if self.staging is not None and not self.promoted:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    # -- failures ------------------------------------------------------------------------------------------
+    def _event(self, event: dict, sync: bool = False) -> None:
+        if self.events is not None:
+            self._guard(self.events.write, event, sync)
+
+    def _guard(self, fn, *args):
+        """Run a write; a failure stops the timeline (never the training) and says so once."""
+        if self._failed and fn is not self.promote:
+            return None
+        try:
+            return fn(*args)
+        except (OSError, CnnvizError) as exc:
+            self._failed = True
+            if self.events is not None:
+                self.events.close()
+                self.events = None
+            if self.on_notice is not None:
+                self.on_notice(f"the run's timeline stopped recording: {getattr(exc, 'strerror', None) or exc}")
+            return None
+
+
+def _floats(values) -> list:
+    return [_finite(float(v)) for v in np.asarray(values).tolist()]
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: they are written as null."""
+    return value if value is None or np.isfinite(value) else None
+
+
+def _existing_steps(folder: Path) -> set[int]:
+    steps = set()
+    try:
+        for entry in folder.iterdir():
+            if entry.suffix == ".safetensors" and entry.stem.isdigit():
+                steps.add(int(entry.stem))
+    except OSError:
+        pass
+    return steps
+
+
+def _folder_bytes(folder: Path) -> int:
+    try:
+        return sum(entry.stat().st_size for entry in folder.iterdir() if entry.is_file())
+    except OSError:
+        return 0
