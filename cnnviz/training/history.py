@@ -4,9 +4,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from typing import Any
+
 import numpy as np
 
+from cnnviz.errors import CheckpointError
 from cnnviz.training.messages import EpochMetrics
+from cnnviz.validation import check_fields, check_type, describe
 
 
 @dataclass
@@ -30,13 +34,38 @@ class History:
         return [dataclasses.asdict(e) for e in self.epochs]
 
     @classmethod
-    def restore(cls, arrays: dict[str, np.ndarray], epochs: list[dict], test_accuracy: list[float]) -> "History":
+    def restore(cls, arrays: dict[str, np.ndarray], epochs: Any, test_accuracy: Any) -> "History":
+        """The history stored in a run file, checked: raises :class:`CheckpointError` for damaged data.
+
+        ``arrays``: the per-step curves, 1-D and of one length; ``epochs``: a list of
+        :class:`EpochMetrics` dicts; ``test_accuracy``: a list of numbers. Metrics may be NaN or
+        infinite (a diverging run measures such values), but never of another type.
+        """
+        steps = {}
+        for name in ("step_loss", "step_accuracy", "step_lr"):
+            values = np.asarray(arrays.get(name, np.zeros(0, np.float32)))
+            if values.ndim != 1 or values.dtype.kind not in "fiu":
+                raise CheckpointError(f"history: {name} must be a list of numbers, got an array of shape "
+                                      f"{values.shape} and type {values.dtype}")
+            steps[name] = values
+        lengths = {len(v) for v in steps.values()}
+        if len(lengths) > 1:
+            raise CheckpointError("history: the per-step loss, accuracy and learning rate have different lengths "
+                                  f"({', '.join(str(len(v)) for v in steps.values())})")
+        if not isinstance(epochs, list):
+            raise CheckpointError(f"history: epochs must be a list, got {describe(epochs)}")
+        restored = [EpochMetrics(**check_fields(EpochMetrics, e, CheckpointError, f"history epoch {i}", finite=False))
+                    for i, e in enumerate(epochs, start=1)]
+        if not isinstance(test_accuracy, list):
+            raise CheckpointError(f"history: test accuracy must be a list, got {describe(test_accuracy)}")
+        tests = [check_type(v, float, f"history: test accuracy {i}", CheckpointError, finite=False)
+                 for i, v in enumerate(test_accuracy, start=1)]
         return cls(
-            step_loss=[float(v) for v in arrays.get("step_loss", [])],
-            step_accuracy=[float(v) for v in arrays.get("step_accuracy", [])],
-            step_lr=[float(v) for v in arrays.get("step_lr", [])],
-            epochs=[EpochMetrics(**e) for e in epochs],
-            test_accuracy=[float(v) for v in test_accuracy],
+            step_loss=steps["step_loss"].astype(float).tolist(),
+            step_accuracy=steps["step_accuracy"].astype(float).tolist(),
+            step_lr=steps["step_lr"].astype(float).tolist(),
+            epochs=restored,
+            test_accuracy=tests,
         )
 
     def to_csv(self) -> str:
