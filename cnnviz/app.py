@@ -38,6 +38,9 @@ def create_window(argv: list[str] | None = None):
     data = load_data(DataConfig(**{**data_config.__dict__, "dataset": "sample", "data_dir": None}))
     window = MainWindow(data, preset=preset, recipe=recipe)
     window.show()
+    notice = settings.take_problems()  # damaged remembered settings (read above and by the window's layout)
+    if notice:
+        window.show_message("warning", notice)
     return window
 
 

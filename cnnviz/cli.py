@@ -204,6 +204,9 @@ def cmd_predict(args) -> int:
     x = ckpt.normalization.apply(image[None])
     probs = predict_proba(ckpt.build_model(), x)
     probs = np.asarray(probs).reshape(-1)
+    if not np.isfinite(probs).all():  # a file can hold finite weights that still overflow on this image
+        raise CnnvizError(f"{args.checkpoint}: the model's output for this image is not a number; "
+                          f"its weights or normalisation are unusable")
     best = int(torch.tensor(probs).argmax())
     if args.json:
         print(json.dumps({"prediction": ckpt.class_names[best], "class": best,

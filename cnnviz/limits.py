@@ -25,3 +25,4 @@ MAX_CLASSES = 1000  # classes of a dataset or a model (ImageNet's count; MNIST h
 MAX_CLASS_NAME_LENGTH = 100  # characters of one class name
 MAX_LAYERS = 1000  # layers of a model (the presets have at most 17)
 # (a model's size is capped by its parameters and activation memory: cnnviz/models/shapes.py)
+MAX_IMAGE_PIXELS = 40_000_000  # width x height (a 40-megapixel photo; Qt's own cap is 256 MB decoded)
