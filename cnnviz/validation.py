@@ -257,4 +257,4 @@ def _num(value: Any) -> str:
         return f"{value:,}" if abs(value) < 10**30 else describe(value)
     if value.is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
-    return f"{value:g}"
+    return repr(value)  # shortest exact form: 1e-320 stays 1e-320

@@ -157,7 +157,8 @@ def find_idx_files(folder: str | os.PathLike[str]) -> dict[str, Path]:
     if not folder.exists():
         raise DataError(f"{folder}: folder not found")
     if not folder.is_dir():
-        raise DataError(f"{folder}: is a file, not a folder of IDX files")
+        kind = "a file" if folder.is_file() else "a device, pipe or socket"
+        raise DataError(f"{folder}: is {kind}, not a folder of IDX files")
     try:
         present = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
     except OSError as exc:

@@ -32,10 +32,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnviz import limits
 from cnnviz.errors import SpecError
+from cnnviz.files import read_regular
 from cnnviz.gui.widgets.layer_dialog import NEW_LAYERS, LayerForm, error_layer_index, layer_names, settings_text
 from cnnviz.models import LAYER_KINDS, LayerSpec, ModelSpec, dense, infer_shapes, summarize
 from cnnviz.presets import PRESETS
+from cnnviz.validation import parse_json
 
 COLUMNS = ("Layer", "Type", "Settings", "Output shape", "Trainable", "Non-trainable", "Memory/image")
 ERROR_BACKGROUND, ERROR_TEXT = QColor("#f8d7da"), QColor("#58151c")
@@ -283,17 +286,18 @@ class ModelEditor(QWidget):
 
     def load_model(self, path: str) -> bool:
         """Read a model JSON file into the draft; False (and a message) for a bad file."""
+        try:  # a regular file of sane size only (a FIFO would freeze the window)
+            raw = read_regular(path, limits.MAX_MODEL_FILE_BYTES, SpecError, "model file")
+        except SpecError as exc:
+            return self._fail(f"could not read {exc}")
+        try:  # JSON with a size and nesting guard
+            data = parse_json(raw, f"{path} is not a model file: it", SpecError, max_bytes=limits.MAX_MODEL_FILE_BYTES)
+        except SpecError as exc:
+            return self._fail(str(exc))
+        if isinstance(data, dict) and "layers" not in data and isinstance(data.get("spec"), dict):
+            data = data["spec"]  # a run's metadata file with the spec inside
         try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-            if isinstance(data, dict) and "layers" not in data and isinstance(data.get("spec"), dict):
-                data = data["spec"]  # a run's metadata file with the spec inside
             spec = ModelSpec.from_dict(data)
-        except OSError as exc:
-            return self._fail(f"could not read {path}: {exc.strerror or exc}")
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
-            return self._fail(f"{path} is not a model file: it is not valid JSON{where}")
         except SpecError as exc:
             return self._fail(f"{path} is not a usable model file: {exc}")
         self._set_draft(spec)
