@@ -122,11 +122,11 @@ def _gzip_stream(path: Path, head: bytes, zeros: int, chunk: int = 1 << 20) -> N
 
 
 def test_a_gzip_bomb_is_refused_as_soon_as_it_passes_the_declared_size(tmp_path):
-    # A header that declares 10 bytes, then 256 MB of zeros (a 250 KB file). The file is cut short: had
+    # A header that declares 10 bytes, then 64 MiB of zeros (a 64 KB file). The file is cut short: had
     # the reader decompressed everything it would report a truncated gzip; it stops just past the
     # declared 10 bytes and reports the trailing data instead.
     path = tmp_path / "train-labels-idx1-ubyte.gz"
-    _gzip_stream(path, _header(0x08, (10,)) + bytes(10), 256 << 20)
+    _gzip_stream(path, _header(0x08, (10,)) + bytes(10), 64 << 20)
     data = path.read_bytes()
     assert len(data) < 1 << 20
     path.write_bytes(data[: len(data) * 3 // 4])
