@@ -78,10 +78,11 @@ def read_regular(
 
 
 def human_size(n: int) -> str:
-    """``n`` bytes as e.g. ``3.0 GiB``, ``47.0 MiB``, ``512 bytes``."""
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    """``n`` bytes as e.g. ``3.0 GiB``, ``47.0 MiB``, ``512 bytes`` (EiB at most: 64.0 EiB is 2^66)."""
+    for unit, size in (("EiB", 1 << 60), ("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20),
+                       ("KiB", 1 << 10)):
         if n >= size:
-            return f"{n / size:.1f} {unit}"
+            return f"{n / size:,.1f} {unit}"
     return f"{n} bytes"
 
 

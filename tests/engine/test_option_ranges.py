@@ -89,3 +89,13 @@ def test_out_of_range_options_are_one_line_before_anything_runs(capsys, argv, ne
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
     assert time.perf_counter() - started < 5  # nothing was loaded or trained
+
+
+def test_the_readme_table_lists_every_range():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines() if line.startswith("| `")}
+    for key, r in RANGES.items():
+        assert key in rows, f"README's option table has no row for {key}"
+        assert f"| {r.text()}" in rows[key], f"README says {rows[key]!r} but {key} is {r.text()}"
