@@ -74,7 +74,13 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
                 raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         try:
             with gzip.GzipFile(fileobj=f, mode="rb") as stream:
-                return _parse(stream, path.name, None)
+                try:
+                    return _parse(stream, path.name, None)
+                except DataError:
+                    # A damaged deflate stream can decode into a nonsense header before zlib notices: read a
+                    # little further (bounded) so that a corrupt gzip is called one.
+                    stream.read(_TRAILING_COUNTED)
+                    raise
         except EOFError:
             raise DataError(f"{path.name}: truncated gzip file (the compressed data ends early)") from None
         except (gzip.BadGzipFile, zlib.error, OSError) as exc:
