@@ -48,6 +48,8 @@ def open_regular(
         raise error(f"{path}: file not found") from None
     except OSError as exc:
         raise error(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except ValueError as exc:  # e.g. a NUL byte in the name
+        raise error(f"{str(path)[:200]!r}: not a usable file name ({exc})") from None
     _check(path, info, limit, error, what)
     try:
         fd = os.open(path, _OPEN_FLAGS)

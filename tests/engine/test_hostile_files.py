@@ -94,6 +94,13 @@ def test_a_file_that_grows_past_the_limit_while_read_is_refused(tmp_path, monkey
     assert read_regular(path, 100, DataError) == b"x" * 100
 
 
+def test_a_nul_byte_in_a_path(tmp_path):
+    with pytest.raises(DataError, match="not a usable file name"):
+        read_idx(str(tmp_path / "a\0b"))
+    with pytest.raises(CheckpointError, match="not a usable file name"):
+        load_checkpoint(str(tmp_path / "a\0b"))
+
+
 def test_a_folder_path_that_is_a_fifo_or_device(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
