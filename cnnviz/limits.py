@@ -24,5 +24,5 @@ MAX_IMAGE_SIDE = 10_000  # its width and height in pixels
 MAX_IMAGE_PIXELS = 40_000_000  # width x height (a 40-megapixel photo; Qt's own cap is 256 MB decoded)
 MAX_CLASSES = 1000  # classes of a dataset or a model (ImageNet's count; MNIST has 10)
 MAX_CLASS_NAME_LENGTH = 100  # characters of one class name
-MAX_LAYERS = 1000  # layers of a model (the presets have at most 17)
+MAX_LAYERS = 1000  # layers of a model (the presets have at most 19)
 # (a model's size is capped by its parameters and activation memory: cnnviz/models/shapes.py)
