@@ -59,6 +59,9 @@ def create_window(argv: list[str] | None = None, run: str | None = None, data_di
 
     window = MainWindow(data, preset=preset, recipe=recipe)
     window.show()
+    notice = settings.take_problems()  # damaged remembered settings (read above and by the window's layout)
+    if notice:
+        window.show_message("warning", notice)
     if checkpoint is not None or follow:
         window.open_run(str(run), follow=follow)
     return window

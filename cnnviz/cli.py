@@ -358,11 +358,13 @@ def saved_nothing(run) -> bool:
 
 
 def _summary_name(run) -> str | None:
+    """The name the run's summary gives it (the preset), or None."""
+    from cnnviz.files import read_regular
     from cnnviz.training.rundir import SUMMARY_NAME
 
     try:
-        name = json.loads((run.path / SUMMARY_NAME).read_text()).get("preset")
-    except (OSError, ValueError, AttributeError, RecursionError):
+        name = json.loads(read_regular(run.path / SUMMARY_NAME, 4 << 20, CnnvizError, "run description")).get("preset")
+    except (CnnvizError, ValueError, AttributeError, RecursionError):
         return None
     return name if isinstance(name, str) and len(name) < 100 else None
 
@@ -426,6 +428,9 @@ def cmd_predict(args) -> int:
     if image is None:
         raise CnnvizError(f"{args.image}: the image is blank; there is nothing to classify")
     probs = InferenceModel.from_checkpoint(ckpt).predict(image)
+    if not np.isfinite(probs).all():  # a file can hold finite weights that still overflow on this image
+        raise CnnvizError(f"{args.checkpoint}: the model's output for this image is not a number; "
+                          f"its weights or normalisation are unusable")
     best = int(np.argmax(probs))
     if args.json:
         print(json.dumps({"prediction": ckpt.class_names[best], "class": best,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnviz.errors import ConfigError
+from cnnviz.validation import Range, check_fields, check_instance, check_ranges, parse_json, ranged
 
 DATASETS = ("sample", "mnist", "fashion", "kmnist")
 VALIDATION_MODES = ("none", "train", "test")
@@ -20,30 +21,35 @@ SCHEDULES = ("constant", "step", "exponential", "gorner")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+# Every numeric setting declares its range beside it (``ranged(default, low, high)``); `validate()`
+# checks them, and the CLI and the window's spin boxes read the same ranges (`RANGES`). The table in
+# README.md ("Option ranges") lists them.
+MAX_SEED = 2**31 - 1  # the window's spin box holds 32-bit signed integers; torch and numpy take more
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which data to train on and how to prepare it."""
 
     dataset: str = "sample"  # embedded sample, or a downloadable set: mnist / fashion / kmnist
     data_dir: str | None = None  # a folder holding the four IDX files; overrides `dataset`
-    train_subset: int | None = None  # train on a stratified subset of this many examples
+    # train on a stratified subset of this many examples; None: all
+    train_subset: int | None = ranged(None, 1, 10_000_000, label="train subset")
     validation: str = "train"  # "none"; "train": hold out part of train; "test": 20% of test, stratified
-    validation_fraction: float = 0.1  # share of train held out when validation == "train"
+    # share of train held out when validation == "train" (the window shows whole percents, 1-50 %)
+    validation_fraction: float = ranged(0.1, 0.01, 0.5, label="validation fraction")
     normalization: str = "scale"  # "scale": pixels to [0, 1]; "standardize": (x - mean) / std of train
-    one_vs_rest: int | None = None  # binary task "this class vs the rest" (the six-vs-not-six notebook)
+    # binary task "this class vs the rest" (the six-vs-not-six notebook); a class of the 10-class sets
+    one_vs_rest: int | None = ranged(None, 0, 9, label="one-vs-rest class")
     balance_classes: bool = True  # binary task: weight the loss so both classes count equally
-    seed: int = 0  # seed of splits and subsets
+    seed: int = ranged(0, 0, MAX_SEED, label="seed")  # seed of splits and subsets
 
     def validate(self) -> None:
+        check_instance(self, ConfigError, "data")
         _choice("dataset", self.dataset, DATASETS)
         _choice("validation", self.validation, VALIDATION_MODES)
         _choice("normalization", self.normalization, NORMALIZATIONS)
-        if self.train_subset is not None and self.train_subset < 1:
-            raise ConfigError(f"train subset must be at least 1 example, got {self.train_subset}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ConfigError(f"validation fraction must be between 0 and 1, got {self.validation_fraction}")
-        if self.one_vs_rest is not None and not 0 <= self.one_vs_rest <= 9:
-            raise ConfigError(f"one-vs-rest class must be 0-9, got {self.one_vs_rest}")
+        check_ranges(self, ConfigError)
 
 
 @dataclass(frozen=True)
@@ -51,32 +57,33 @@ class OptimizerConfig:
     """Optimizer and learning-rate schedule."""
 
     name: str = "sgd"  # sgd / adam / adadelta / rmsprop
-    lr: float = 0.01  # initial (maximum) learning rate
-    momentum: float = 0.0  # SGD and RMSprop momentum
+    # initial (maximum) learning rate; 100 is far past divergence for every preset
+    lr: float = ranged(0.01, 1e-6, 100.0, label="learning rate")
+    momentum: float = ranged(0.0, 0.0, 1.0, high_open=True, label="momentum")  # SGD and RMSprop momentum
     nesterov: bool = False  # SGD Nesterov momentum (needs momentum > 0)
-    weight_decay: float = 0.0
-    rho: float = 0.95  # Adadelta / RMSprop decay of the squared-gradient average
-    eps: float = 1e-7  # Keras' epsilon for Adam / Adadelta / RMSprop
+    weight_decay: float = ranged(0.0, 0.0, 1.0, high_open=True, label="weight decay")  # L2 penalty factor
+    # Adadelta / RMSprop decay of the squared-gradient average
+    rho: float = ranged(0.95, 0.0, 1.0, high_open=True, label="rho")
+    # Keras' epsilon for Adam / Adadelta / RMSprop; 0 would divide 0 by 0
+    eps: float = ranged(1e-7, 0.0, 1.0, low_open=True, label="epsilon")
     schedule: str = "constant"  # constant / step / exponential / gorner
-    step_epochs: int = 1  # step schedule: multiply by `gamma` every this many epochs
-    gamma: float = 0.1  # step: factor per step; exponential: factor per `decay_steps` batches
-    decay_steps: int = 2000  # exponential and gorner: batches per e-fold (gorner) or per `gamma`
-    lr_min: float = 0.0001  # gorner: lr = lr_min + (lr - lr_min) * exp(-step / decay_steps)
+    # step schedule: multiply by `gamma` every this many epochs
+    step_epochs: int = ranged(1, 1, 10_000, label="schedule step (epochs)")
+    # step: factor per step; exponential: factor per `decay_steps` batches
+    gamma: float = ranged(0.1, 0.0, 1.0, low_open=True, label="schedule factor gamma")
+    # exponential and gorner: batches per e-fold (gorner) or per `gamma`
+    decay_steps: int = ranged(2000, 1, 10_000_000, label="decay steps")
+    # gorner: lr = lr_min + (lr - lr_min) * exp(-step / decay_steps); also at most lr
+    lr_min: float = ranged(0.0001, 0.0, 100.0, label="minimum learning rate")
 
     def validate(self) -> None:
+        check_instance(self, ConfigError, "optimizer")
         _choice("optimizer", self.name, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
-        if not self.lr > 0 or self.lr != self.lr:
-            raise ConfigError(f"learning rate must be positive, got {self.lr}")
-        if self.momentum < 0 or self.momentum >= 1:
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        check_ranges(self, ConfigError)
         if self.nesterov and self.name == "sgd" and self.momentum <= 0:
             raise ConfigError("Nesterov momentum needs momentum > 0")
-        if self.step_epochs < 1 or self.decay_steps < 1:
-            raise ConfigError("schedule step sizes must be at least 1")
-        if not 0 < self.gamma <= 1:
-            raise ConfigError(f"schedule factor gamma must be in (0, 1], got {self.gamma}")
-        if self.schedule == "gorner" and not 0 <= self.lr_min <= self.lr:
+        if self.schedule == "gorner" and not self.lr_min <= self.lr:
             raise ConfigError(f"minimum learning rate must be between 0 and lr, got {self.lr_min}")
 
 
@@ -84,24 +91,19 @@ class OptimizerConfig:
 class TrainConfig:
     """The training loop: length, batch size, seed and device."""
 
-    epochs: int = 5
-    batch_size: int = 64
-    seed: int = 0  # seeds weights, shuffling and dropout
+    epochs: int = ranged(5, 1, 10_000, label="epochs")
+    batch_size: int = ranged(64, 1, 65_536, label="batch size")
+    seed: int = ranged(0, 0, MAX_SEED, label="seed")  # seeds weights, shuffling and dropout
     device: str = "auto"  # auto picks cuda, then mps, then cpu
-    threads: int | None = None  # torch threads; None: max(1, cores - 1)
-    max_steps: int | None = None  # stop after this many batches in all (quick looks, tests)
+    threads: int | None = ranged(None, 1, 1024, label="threads")  # torch threads; None: max(1, cores - 1)
+    # stop after this many batches in all (quick looks, tests); None: no limit
+    max_steps: int | None = ranged(None, 1, 1_000_000_000, label="max steps")
     evaluate_test: bool = True  # evaluate the test set at every epoch end
 
     def validate(self) -> None:
+        check_instance(self, ConfigError, "train")
         _choice("device", self.device, DEVICES)
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max steps must be at least 1, got {self.max_steps}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be at least 1, got {self.threads}")
+        check_ranges(self, ConfigError)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,10 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> "Recipe":
+        """Check every field's type and range; returns self; raises :class:`ConfigError`."""
+        for name, kind in _SECTIONS.items():
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(f"recipe: {name} must be a {kind.__name__}, got {type(getattr(self, name)).__name__}")
         self.data.validate()
         self.optimizer.validate()
         self.train.validate()
@@ -140,23 +146,29 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: Any) -> "Recipe":
+        """Read a recipe from :meth:`to_dict`'s format, checking every field's type (not yet its range:
+        :meth:`validate` does that); raises :class:`ConfigError`."""
         if not isinstance(data, dict):
             raise ConfigError("recipe must be a JSON object")
-        return cls(
-            data=_section(DataConfig, data.get("data", {})),
-            optimizer=_section(OptimizerConfig, data.get("optimizer", {})),
-            train=_section(TrainConfig, data.get("train", {})),
-        )
+        unknown = sorted(str(k)[:40] for k in data if k not in _SECTIONS)
+        if unknown:
+            raise ConfigError(f"recipe: unknown section(s): {', '.join(unknown[:10])}")
+        return cls(**{name: kind(**check_fields(kind, data.get(name, {}), ConfigError, name))
+                      for name, kind in _SECTIONS.items()})
+
+    @classmethod
+    def from_json(cls, text: Any) -> "Recipe":
+        """:meth:`from_dict` of JSON text, then :meth:`validate`: types and ranges."""
+        return cls.from_dict(parse_json(text, "recipe", ConfigError)).validate()
 
 
-def _section(kind: type, values: Any) -> Any:
-    if not isinstance(values, dict):
-        raise ConfigError(f"{kind.__name__} must be a JSON object")
-    names = {f.name for f in dataclasses.fields(kind)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"unknown {kind.__name__} setting(s): {', '.join(unknown)}")
-    return kind(**values)
+_SECTIONS = {"data": DataConfig, "optimizer": OptimizerConfig, "train": TrainConfig}
+
+# "section.field" -> its Range, for the CLI's help and the window's spin boxes.
+RANGES: dict[str, Range] = {
+    f"{section}.{f.name}": f.metadata["range"]
+    for section, kind in _SECTIONS.items() for f in dataclasses.fields(kind) if "range" in f.metadata
+}
 
 
 def _choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -20,7 +20,9 @@ from cnnviz.config import DataConfig
 from cnnviz.data.download import DownloadCancelled, Progress
 from cnnviz.data.sources import RawDataset, embedded_sample, load_raw
 from cnnviz.errors import ConfigError, DownloadError
+from cnnviz.validation import check_fields, check_instance, check_ranges, ranged
 
+MIN_STD = 1e-6  # the smallest normalization std (a constant image set gets 1: see _standardization)
 TEST_VALIDATION_FRACTION = 0.2  # validation="test": the Keras/PyTorch post's 20% of the test set
 
 # Independent random streams, so that e.g. the subset size does not move the validation split.
@@ -29,16 +31,23 @@ _STREAM_VAL_TRAIN, _STREAM_VAL_TEST, _STREAM_SUBSET = 1, 2, 3
 
 @dataclass(frozen=True)
 class Normalization:
-    """Pixel normalization ``(x / 255 - mean) / std``; mean 0, std 1 is plain scaling to [0, 1]."""
+    """Pixel normalization ``(x / 255 - mean) / std``; mean 0, std 1 is plain scaling to [0, 1].
 
-    mean: float = 0.0
-    std: float = 1.0
+    Both are statistics of pixels in [0, 1], so the mean lies in [0, 1] and the std in (0, 0.5]; std is
+    allowed up to 1 (plain scaling) and down to 1e-6 (below that, dividing by it turns every image into
+    huge or infinite values; :func:`prepare` uses 1 for a constant image set).
+    """
+
+    mean: float = ranged(0.0, 0.0, 1.0, label="normalization mean")
+    std: float = ranged(1.0, MIN_STD, 1.0, label="normalization std")
 
     def __post_init__(self) -> None:
-        if not np.isfinite(self.mean) or not np.isfinite(self.std) or self.std <= 0:
-            raise ConfigError(
-                f"normalization needs a finite mean and a positive std, got {self.mean}, {self.std}"
-            )
+        for name in ("mean", "std"):  # numpy scalars from the statistics are plain floats here
+            value = getattr(self, name)
+            if isinstance(value, np.generic):
+                object.__setattr__(self, name, value.item())
+        check_instance(self, ConfigError, "normalization")
+        check_ranges(self, ConfigError)
 
     def apply(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Normalize images to a float32 tensor of shape (N, 1, H, W).
@@ -68,12 +77,8 @@ class Normalization:
 
     @classmethod
     def from_dict(cls, data: Any) -> "Normalization":
-        if not isinstance(data, dict) or set(data) - {"mean", "std"}:
-            raise ConfigError(f"normalization must be an object with mean and std, got {data!r}")
-        try:
-            return cls(mean=float(data.get("mean", 0.0)), std=float(data.get("std", 1.0)))
-        except (TypeError, ValueError):
-            raise ConfigError(f"normalization mean and std must be numbers, got {data!r}") from None
+        """Read ``{"mean": m, "std": s}`` (both optional); types and ranges are checked."""
+        return cls(**check_fields(cls, data, ConfigError, "normalization"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,4 +302,4 @@ def _standardization(pixels: np.ndarray) -> Normalization:
     var = float((counts * (values - mean) ** 2).sum() / total)
     std = var**0.5
     # A constant image set has std 0; dividing by it would blow up, so only centre it.
-    return Normalization(mean=mean, std=std if std > 1e-6 else 1.0)
+    return Normalization(mean=mean, std=std if std >= MIN_STD else 1.0)

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnviz import limits
 from cnnviz.config import DataConfig
 from cnnviz.data.catalog import DATASETS, MNIST_CLASSES, ROLES, DatasetInfo
 from cnnviz.data.download import Progress, fetch_dataset
 from cnnviz.data.idx import read_idx
 from cnnviz.errors import ConfigError, DataError
+from cnnviz.files import read_regular
 from cnnviz.resources import resource_path
 
 __all__ = [
@@ -155,7 +157,8 @@ def find_idx_files(folder: str | os.PathLike[str]) -> dict[str, Path]:
     if not folder.exists():
         raise DataError(f"{folder}: folder not found")
     if not folder.is_dir():
-        raise DataError(f"{folder}: is a file, not a folder of IDX files")
+        kind = "a file" if folder.is_file() else "a device, pipe or socket"
+        raise DataError(f"{folder}: is {kind}, not a folder of IDX files")
     try:
         present = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
     except OSError as exc:
@@ -196,6 +199,10 @@ def load_folder(
             class_names = known.class_names
         else:
             top = max(_max_label(arrays["train_labels"]), _max_label(arrays["test_labels"]))
+            if top + 1 > limits.MAX_CLASSES:
+                where = files["train_labels" if top == _max_label(arrays["train_labels"]) else "test_labels"]
+                raise DataError(f"{where.name}: label {top:,} means {top + 1:,} classes; cnnviz handles at "
+                                f"most {limits.MAX_CLASSES:,} classes")
             class_names = tuple(str(i) for i in range(max(top + 1, 2)))
     if name is None:
         name = known.title if known is not None else (Path(folder).resolve().name or str(folder))
@@ -247,10 +254,8 @@ def _candidates(role: str) -> list[str]:
 def _identify(labels_file: Path) -> DatasetInfo | None:
     """The known dataset whose published train-labels file this is (a small file, cheap to hash)."""
     try:
-        if labels_file.stat().st_size > 1 << 20:
-            return None
-        digest = hashlib.sha256(labels_file.read_bytes()).hexdigest()
-    except OSError:
+        digest = hashlib.sha256(read_regular(labels_file, 1 << 20, DataError)).hexdigest()
+    except DataError:  # too large to be a published labels file, or unreadable: read_idx will say why
         return None
     for info in DATASETS.values():
         if info.sha256.get(info.files["train_labels"]) == digest:

@@ -250,6 +250,36 @@ class ExperimentController(QObject):
                          10000)
         return True
 
+    def follow_run(self, path: str) -> bool:
+        """Follow a run that another process is writing into the folder `path` (cnnviz train --out, on this
+        machine or through a shared folder): its model and recipe from the folder, then every step live."""
+        from cnnviz.models import ModelSpec
+        from cnnviz.config import Recipe
+        from cnnviz.timeline.reader import read_header
+
+        try:
+            header = read_header(Path(path))
+            spec, recipe = ModelSpec.from_dict(header["spec"]), Recipe.from_dict(header["recipe"]).validate()
+        except (CnnvizError, KeyError, TypeError) as exc:
+            detail = "it has no run description yet" if isinstance(exc, (KeyError, TypeError)) else str(exc)
+            self.session.message.emit("error", f"Cannot follow {path}: {detail}")
+            return False
+        if self.controller.active and not self.confirm("Follow run", "Following a run stops the current "
+                                                      "training. Continue?"):
+            return False
+        self.reset_run()
+        s = self.session
+        s.set_recipe(recipe)
+        self.recipe_shown.emit(recipe)
+        self.preset_name = str(header.get("name") or "custom")
+        self.preset_changed.emit(self.preset_name)
+        s.set_spec(spec)
+        self.reload_data_if_needed(recipe.data)
+        self.controller.follow(path)
+        self.status.emit(f"Following {path}: the window shows the run as it trains; closing it leaves the "
+                         "training going.", 10000)
+        return True
+
     def save_run(self, path: str) -> bool:
         """Save the current run to `path` (.safetensors added); False, with a message, when there is nothing
         to save yet or the file cannot be written."""

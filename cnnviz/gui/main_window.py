@@ -210,8 +210,11 @@ class MainWindow(QMainWindow):
     def request_dataset(self, dataset: str, data_dir) -> None:
         self.experiment_controller.request_dataset(dataset, data_dir)
 
-    def open_run(self, path: str) -> bool:
-        """Open a saved run (a run folder or a checkpoint file); False, with a message, for a bad one."""
+    def open_run(self, path: str, follow: bool = False) -> bool:
+        """Open a saved run (a run folder or a checkpoint file), or with `follow` a run folder another process
+        is training into, live; False, with a message, for a bad one."""
+        if follow:
+            return self.experiment_controller.follow_run(str(path))
         return self.experiment_controller.open_run(str(path))
 
     # -- run commands ----------------------------------------------------------------------------------

@@ -1,6 +1,11 @@
 """Remembered settings (window layout, preset, recipe, dataset) through QSettings.
 
 Set CNNVIZ_NO_SETTINGS=1 to neither read nor write them (the tests do).
+
+What is read back is checked like any other outside data: a value of the wrong type, or a recipe that
+does not pass :meth:`Recipe.from_json` (types and ranges), is removed from the settings (so the next
+launch is clean), the default is used instead, and :func:`take_problems` says so once, for the window
+to show.
 """
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from cnnviz.config import Recipe
 from cnnviz.errors import CnnvizError
+from cnnviz.validation import MAX_TEXT, describe
+
+_problems: list[str] = []  # damaged entries found since the last take_problems()
 
 
 def enabled() -> bool:
@@ -29,10 +37,18 @@ def save_window(geometry: QByteArray, state: QByteArray) -> None:
 
 
 def load_window() -> tuple[QByteArray | None, QByteArray | None]:
+    """The remembered window geometry and dock state; an entry that is not binary data is dropped."""
     if not enabled():
         return None, None
     s = _settings()
-    return s.value("window/geometry"), s.value("window/state")
+    values = []
+    for key in ("window/geometry", "window/state"):
+        value = s.value(key)
+        if value is not None and not isinstance(value, QByteArray):
+            _drop(s, key, f"expected binary window data, got {describe(value)}")
+            value = None
+        values.append(value)
+    return values[0], values[1]
 
 
 def save_experiment(preset: str, recipe: Recipe) -> None:
@@ -43,13 +59,34 @@ def save_experiment(preset: str, recipe: Recipe) -> None:
 
 
 def load_experiment() -> tuple[str | None, Recipe | None]:
-    """The last preset and recipe, or (None, None); a damaged entry is ignored, never fatal."""
+    """The last preset and recipe, or None for each; a damaged entry is dropped, never fatal."""
     if not enabled():
         return None, None
     s = _settings()
     preset = s.value("experiment/preset")
-    try:
-        recipe = Recipe.from_dict(json.loads(s.value("experiment/recipe", "null") or "null")).validate()
-    except (CnnvizError, TypeError, ValueError):
-        recipe = None
-    return (str(preset) if preset else None), recipe
+    if preset is not None and not (isinstance(preset, str) and len(preset) <= MAX_TEXT):
+        _drop(s, "experiment/preset", f"expected a preset name, got {describe(preset)}")
+        preset = None
+    recipe = None
+    text = s.value("experiment/recipe")
+    if text is not None:
+        try:
+            recipe = Recipe.from_json(text)
+        except CnnvizError as exc:
+            _drop(s, "experiment/recipe", str(exc))  # the preset's own recipe is used instead
+    return (preset or None), recipe
+
+
+def take_problems() -> str | None:
+    """One line about the damaged settings found and reset since the last call, or None."""
+    if not _problems:
+        return None
+    text = "Some remembered settings were damaged and have been reset to their defaults: " + "; ".join(_problems)
+    _problems.clear()
+    return text
+
+
+def _drop(s: QSettings, key: str, why: str) -> None:
+    s.remove(key)
+    s.sync()  # the next launch starts clean even if this one ends abruptly
+    _problems.append(f"{key} ({why})")

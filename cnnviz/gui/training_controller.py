@@ -11,7 +11,7 @@ from cnnviz.gui.session import Session
 from cnnviz.errors import CnnvizError
 from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, RUNNING, STOPPED, AckSnapshot, EpochMetrics,
                                       Evaluation, FitResult, Notice, Pause, Resume, Saved, SaveCheckpoint,
-                                      SetBatchSize, SetLearningRate, StateChanged, Step, StepBatch, Stop,
+                                      Rewound, SetBatchSize, SetLearningRate, StateChanged, Step, StepBatch, Stop,
                                       WeightsSnapshot)
 from cnnviz.training.rundir import AutosaveSlots, RunFolder, app_data_dir
 from cnnviz.training.runner import TrainingJob
@@ -45,6 +45,7 @@ class TrainingController(QObject):
         self.autosave_path = self.run_folder.checkpoint
         self.marker_path = self.run_folder.marker
         self.run_name = "run"  # what the run is called in its folder's summary (the window sets the preset)
+        self.following: Path | None = None  # the run folder followed (written by another process), if any
         self._offered: RunFolder | None = None
 
     # -- state -----------------------------------------------------------------------------------------
@@ -81,6 +82,24 @@ class TrainingController(QObject):
         self._thread = start_worker(self._worker, self, self._on_thread_finished)
         s.set_state(PAUSED if paused else RUNNING)
         self.active_changed.emit(True)
+
+    def follow(self, path: str | os.PathLike) -> bool:
+        """Show a run that another process is writing into `path`, live; it takes no commands, and ending here
+        (Stop following, Reset, closing the window) leaves that process training."""
+        if self.active:
+            return False
+        from cnnviz.timeline.follow import RunFollower
+
+        self.session.reset_history()
+        self.following = Path(path)
+        self.resume_from = None
+        self.last_checkpoint = None
+        self._worker = TrainingWorker(source=lambda: RunFollower(path))
+        self._worker.message_received.connect(self._on_message)
+        self._thread = start_worker(self._worker, self, self._on_thread_finished)
+        self.session.set_state(RUNNING)
+        self.active_changed.emit(True)
+        return True
 
     def pause(self) -> None:
         self._command(Pause())
@@ -169,8 +188,12 @@ class TrainingController(QObject):
             elif message.path == self._pending_save:
                 self._pending_save = None
                 self.saved.emit(message.path)
+        elif isinstance(message, Rewound):  # a followed run went back to its last good state
+            s.reset_history(s.history.truncated(message.steps, message.epochs))
         elif isinstance(message, FitResult):
             self.last_result = message
+            if self.following is not None and (self.following / "checkpoint.safetensors").is_file():
+                self.last_checkpoint = self.following / "checkpoint.safetensors"  # Train continues it here
             if message.status == FAILED:  # the run went back to its last good state: so do the curves
                 s.reset_history(s.history.truncated(message.steps, message.epochs_completed))
                 s.message.emit("error", message.error or "training failed")
@@ -183,7 +206,9 @@ class TrainingController(QObject):
             return
         thread, worker, self._thread, self._worker = self._thread, self._worker, None, None
         end_worker(thread, worker)
-        self.run_folder.release()  # ended cleanly: the marker goes
+        if self.following is None:
+            self.run_folder.release()  # ended cleanly: the marker goes
+        self.following = None
         if self.session.state in (RUNNING, PAUSED):  # ended without a result (shutdown)
             self.session.set_state(STOPPED)
         self.active_changed.emit(False)

@@ -22,9 +22,11 @@ class TrainingWorker(QObject):
     message_received = Signal(object)  # a plain-data message from cnnviz.training.messages
     finished = Signal()
 
-    def __init__(self, job: TrainingJob) -> None:
+    def __init__(self, job: TrainingJob | None = None, source=None) -> None:
+        """Drive a training process for `job`, or poll `source`, a factory of a MessageSource (a run folder
+        written by another process: it takes no commands, and ending here leaves that process training)."""
         super().__init__()
-        self.job = job
+        self.job, self.source_factory = job, source
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._shutdown = threading.Event()
 
@@ -39,32 +41,44 @@ class TrainingWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        process = TrainingProcess(self.job)
+        source = None
         try:
-            process.start()
-            while not process.finished:
+            if self.source_factory is not None:
+                source = self.source_factory()
+            else:
+                source = TrainingProcess(self.job)
+                source.start()
+            while not source.finished:
                 if self._shutdown.is_set():
-                    process.shutdown(timeout=10.0)
-                    break
-                self._drain_commands(process)
-                for message in process.poll(timeout=0.02):
+                    break  # the `finally` below ends it
+                self._drain_commands(source)
+                for message in source.poll(timeout=0.02):
                     self.message_received.emit(message)
         except Exception as exc:  # never let the thread die silently: the window must learn the run ended
-            self.message_received.emit(FitResult(FAILED, 0, 0, 0.0, 0.0, f"could not run training: {exc}"))
+            what = "follow the run" if self.source_factory is not None else "run training"
+            self.message_received.emit(FitResult(FAILED, 0, 0, 0.0, 0.0, f"could not {what}: {exc}"))
         finally:
             try:
-                if process.is_alive() and not process.finished:
-                    process.shutdown(timeout=10.0)
-                else:
-                    process.close()  # the run is over (the child may still be exiting): free the pipes and memory
+                if source is not None:
+                    self._end(source)
             finally:
                 return_to_gui_thread(self)  # deleted there, never in this thread (see worker_threads.py)
                 self.finished.emit()  # whatever happened, the window must learn that the thread is done
 
-    def _drain_commands(self, process: TrainingProcess) -> None:
+    @staticmethod
+    def _end(source) -> None:
+        """A training process still going is stopped (bounded); otherwise its pipes and memory are freed
+        (the child may still be exiting). A followed run is only let go of."""
+        if hasattr(source, "is_alive") and source.is_alive() and not source.finished:
+            source.shutdown(timeout=10.0)
+        else:
+            source.close()
+
+    def _drain_commands(self, source) -> None:
         while True:
             try:
                 command = self._commands.get_nowait()
             except queue.Empty:
                 return
-            process.send(command)
+            if hasattr(source, "send"):  # a followed run takes no commands
+                source.send(command)

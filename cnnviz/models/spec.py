@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from cnnviz import limits
 from cnnviz.errors import SpecError
 
 LAYER_KINDS = ("conv", "maxpool", "avgpool", "batchnorm", "activation", "dropout", "flatten", "dense")
@@ -159,6 +160,8 @@ class ModelSpec:
         layers = d.get("layers")
         if not isinstance(layers, (list, tuple)):
             raise SpecError("a model spec needs a 'layers' list")
+        if len(layers) > limits.MAX_LAYERS:
+            raise SpecError(f"the model has {len(layers):,} layers; at most {limits.MAX_LAYERS:,} are allowed")
         parsed = []
         for i, item in enumerate(layers, start=1):
             try:
@@ -167,7 +170,7 @@ class ModelSpec:
                 raise SpecError(f"{_where(item, i)}: {exc}") from None
         input_shape = d.get("input_shape", (1, 28, 28))
         if not isinstance(input_shape, (list, tuple)):
-            raise SpecError(f"input_shape must be a list of 3 positive integers, got {input_shape!r}")
+            raise SpecError(f"input_shape must be a list of 3 positive integers, got {_short(input_shape)}")
         spec = cls(layers=tuple(parsed), input_shape=tuple(input_shape), num_classes=d.get("num_classes", 10))
         check_header(spec)
         return spec
@@ -187,11 +190,11 @@ class ModelSpec:
             if not isinstance(layer, LayerSpec):
                 raise SpecError(f"layer {i} is not a layer spec (got {type(layer).__name__})")
             if not isinstance(layer.name, str):
-                raise SpecError(f"layer {i}: name must be text, got {layer.name!r}")
+                raise SpecError(f"layer {i}: name must be text, got {_short(layer.name)}")
             if layer.name:
                 if not _NAME_RE.match(layer.name):
                     raise SpecError(
-                        f"layer {i}: name {layer.name!r} must start with a letter and use only letters, "
+                        f"layer {i}: name {_short(layer.name)} must start with a letter and use only letters, "
                         "digits, '_' and '-' (at most 48 characters)"
                     )
                 if layer.name in taken:
@@ -319,37 +322,37 @@ def field_problem(layer: LayerSpec) -> str | None:
     """
     kind = layer.kind
     if kind not in LAYER_KINDS:
-        return f"unknown layer kind {kind!r}; choose one of {', '.join(LAYER_KINDS)}"
+        return f"unknown layer kind {_short(kind)}; choose one of {', '.join(LAYER_KINDS)}"
     if not isinstance(layer.name, str):
-        return f"name must be text, got {layer.name!r}"
+        return f"name must be text, got {_short(layer.name)}"
     used = USED_FIELDS[kind]
     for field_name, default in _DEFAULTS.items():
         if field_name == "name" or field_name in used:
             continue
         value = getattr(layer, field_name)
         if not _is_default(value, default):
-            return f"{article(kind)} {kind} layer has no {field_name} setting (got {value!r})"
+            return f"{article(kind)} {kind} layer has no {field_name} setting (got {_short(value)})"
     if "size" in used:
         what = "filters" if kind == "conv" else "units"
         if not _is_int(layer.size):
-            return f"number of {what} must be an integer, got {layer.size!r}"
+            return f"number of {what} must be an integer, got {_short(layer.size)}"
         if layer.size < 1:
             return f"{article(kind)} {kind} layer needs at least 1 of its {what}, got {layer.size}"
     if "kernel" in used:
         if not _is_int(layer.kernel):
-            return f"kernel size must be an integer, got {layer.kernel!r}"
+            return f"kernel size must be an integer, got {_short(layer.kernel)}"
         if layer.kernel < 1:
             return f"kernel size must be at least 1, got {layer.kernel}"
         if not _is_int(layer.stride):
-            return f"stride must be an integer, got {layer.stride!r}"
+            return f"stride must be an integer, got {_short(layer.stride)}"
         if layer.stride < 1:
             return f"stride must be at least 1, got {layer.stride}"
         pad = layer.padding
         if isinstance(pad, str):
             if pad not in PADDING_MODES:
-                return f"padding must be an integer >= 0, 'same' or 'valid'; got {pad!r}"
+                return f"padding must be an integer >= 0, 'same' or 'valid'; got {_short(pad)}"
         elif not _is_int(pad):
-            return f"padding must be an integer >= 0, 'same' or 'valid'; got {pad!r}"
+            return f"padding must be an integer >= 0, 'same' or 'valid'; got {_short(pad)}"
         elif pad < 0:
             return f"padding must be at least 0, got {pad}"
     if "activation" in used:
@@ -357,10 +360,10 @@ def field_problem(layer: LayerSpec) -> str | None:
         if kind == "activation" and a is None:
             return f"an activation layer needs a function: one of {', '.join(ACTIVATIONS)}"
         if a is not None and a not in ACTIVATIONS:
-            return f"unknown activation {a!r}; choose one of {', '.join(ACTIVATIONS)}"
+            return f"unknown activation {_short(a)}; choose one of {', '.join(ACTIVATIONS)}"
     if "rate" in used:
         if not _is_real(layer.rate) or not 0.0 <= layer.rate < 1.0:
-            return f"dropout rate must be in [0, 1), got {layer.rate!r}"
+            return f"dropout rate must be in [0, 1), got {_short(layer.rate)}"
     return None
 
 
@@ -368,13 +371,17 @@ def check_header(spec: ModelSpec) -> None:
     """Check the spec's container fields: layers tuple, input shape and class count."""
     shape = spec.input_shape
     if not isinstance(shape, tuple) or len(shape) != 3 or not all(_is_int(v) and v > 0 for v in shape):
-        raise SpecError(f"input_shape must be 3 positive integers (channels, height, width), got {shape!r}")
+        raise SpecError(f"input_shape must be 3 positive integers (channels, height, width), got {_short(shape)}")
     if not _is_int(spec.num_classes) or spec.num_classes < 2:
-        raise SpecError(f"num_classes must be an integer of at least 2, got {spec.num_classes!r}")
+        raise SpecError(f"num_classes must be an integer of at least 2, got {_short(spec.num_classes)}")
+    if spec.num_classes > limits.MAX_CLASSES:
+        raise SpecError(f"num_classes must be at most {limits.MAX_CLASSES:,}, got {_big(spec.num_classes)}")
     if not isinstance(spec.layers, tuple):
         raise SpecError(f"layers must be a list of layer specs, got {type(spec.layers).__name__}")
     if not spec.layers:
         raise SpecError("the model has no layers; it needs at least a dense output layer")
+    if len(spec.layers) > limits.MAX_LAYERS:
+        raise SpecError(f"the model has {len(spec.layers):,} layers; at most {limits.MAX_LAYERS:,} are allowed")
     for i, layer in enumerate(spec.layers, start=1):
         if not isinstance(layer, LayerSpec):
             raise SpecError(f"layer {i} is not a layer spec (got {type(layer).__name__})")
@@ -430,6 +437,17 @@ def _is_default(value: Any, default: Any) -> bool:
         return True
     # Only compare plain scalars: True == 1 would pass for a default int, and arrays cannot be compared.
     return type(value) in (int, float, str) and type(default) in (int, float, str) and value == default
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to a length a one-line message can hold (file data can be huge)."""
+    from cnnviz.validation import describe
+
+    return describe(value)
+
+
+def _big(value: int) -> str:
+    return _short(value) if abs(value) >= 10**30 else f"{value:,}"
 
 
 def _is_int(value: Any) -> bool:

@@ -9,7 +9,6 @@ keyframe, its last step.
 from __future__ import annotations
 
 import bisect
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from cnnviz.errors import CheckpointError
+from cnnviz.files import read_regular
 from cnnviz.training.history import History
 from cnnviz.training.messages import EpochMetrics, Evaluation
+from cnnviz.validation import parse_json
 from cnnviz.timeline.store import (EVENTS_NAME, FORMAT_VERSION, EventReader, decode_evaluation,
                                    decode_keyframe, read_file)
 
@@ -238,14 +239,10 @@ class RunTimeline:
 def read_header(folder: Path) -> dict:
     """The run's ``run.json``: {} when there is none; a damaged or too-new one is a CheckpointError."""
     path = Path(folder) / "run.json"
-    try:
-        if not path.is_file():
-            return {}
-        if path.stat().st_size > MAX_HEADER_BYTES:
-            raise CheckpointError(f"{path}: too large for a run description")
-        header = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CheckpointError(f"{path}: not a readable run description ({exc})") from None
+    if not path.exists():
+        return {}
+    raw = read_regular(path, MAX_HEADER_BYTES, CheckpointError, "run description")
+    header = parse_json(raw, f"{path}: the run description", CheckpointError, max_bytes=MAX_HEADER_BYTES)
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: not a run description (a JSON object is expected)")
     version = header.get("format_version", 1)

@@ -29,6 +29,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from cnnviz.errors import CheckpointError
+from cnnviz.files import open_regular, read_regular
 
 FORMAT_VERSION = 2  # of the run folder; version 1 had no timeline (a checkpoint and CSV files)
 EVENTS_NAME = "events.jsonl"
@@ -37,6 +38,7 @@ PRECISIONS = ("float32", "float16", "uint8")  # a keyframe's precision, best fir
 BYTES_PER_VALUE = {"float32": 4, "float16": 2, "uint8": 1}
 MAX_LINE_BYTES = 8 << 20  # a longer line is damage, not a record
 MAX_FILE_BYTES = 2 << 30  # a keyframe, anchor or evaluation larger than this is refused unread
+MAX_LOG_BYTES = 4 << 30  # an event log this large is not one cnnviz wrote
 
 
 def step_file(kind: str, step: int) -> str:
@@ -56,15 +58,15 @@ class EventWriter:
     def _repair(self) -> None:
         """A crash can leave a torn last line; end it so the next record starts on a line of its own."""
         try:
-            size = self.path.stat().st_size
+            fh, size = open_regular(self.path, MAX_LOG_BYTES, CheckpointError, "event log")
+        except CheckpointError:
+            return  # the append above would have failed for anything but a regular file
+        with fh:
             if size:
-                with open(self.path, "rb") as fh:
-                    fh.seek(size - 1)
-                    if fh.read(1) != b"\n":
-                        self._fh.write(b"\n")
-                        self._fh.flush()
-        except OSError:
-            pass
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    self._fh.write(b"\n")
+                    self._fh.flush()
 
     def write(self, event: dict, sync: bool = False) -> None:
         """Append one event as one line; `sync` makes it durable (at epoch ends and the end)."""
@@ -91,14 +93,15 @@ class EventReader:
         self.skipped = 0
 
     def read_new(self, limit: int = 64 << 20) -> list[dict]:
-        try:
-            with open(self.path, "rb") as fh:
+        if not self.path.exists():
+            return []
+        fh, _ = open_regular(self.path, MAX_LOG_BYTES, CheckpointError, "event log")  # never a FIFO or device
+        with fh:
+            try:
                 fh.seek(self.offset)
                 chunk = fh.read(limit)
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise CheckpointError(f"{self.path}: cannot be read ({exc.strerror or exc})") from None
+            except OSError as exc:
+                raise CheckpointError(f"{self.path}: cannot be read ({exc.strerror or exc})") from None
         end = chunk.rfind(b"\n")
         if end < 0:
             if len(chunk) > MAX_LINE_BYTES:  # one giant line without an end: damage; step over it
@@ -185,19 +188,7 @@ def read_file(folder: Path, relative: str) -> bytes:
     """A timeline file's bytes; a missing, odd or oversized file is a CheckpointError naming it."""
     if not isinstance(relative, str) or relative.startswith(("/", "\\")) or ".." in Path(relative).parts:
         raise CheckpointError(f"{relative!r}: not a file of this run")  # an event must not point outside the run
-    path = folder / relative
-    try:
-        info = path.stat()
-    except OSError:
-        raise CheckpointError(f"{path}: missing (the run folder is incomplete)") from None
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not a regular file")
-    if info.st_size > MAX_FILE_BYTES:
-        raise CheckpointError(f"{path}: {info.st_size:,} bytes is more than a timeline file can be")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return read_regular(folder / relative, MAX_FILE_BYTES, CheckpointError, "timeline file")
 
 
 @dataclass(frozen=True)

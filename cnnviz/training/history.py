@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
+from cnnviz.errors import CheckpointError
 from cnnviz.training.messages import EpochMetrics
+from cnnviz.validation import check_fields, check_type, describe
 
 WINDOW = 50  # steps in the moving averages
 
@@ -147,16 +149,40 @@ class History:
         return [dataclasses.asdict(e) for e in self.epochs]
 
     @classmethod
-    def restore(cls, arrays: dict[str, np.ndarray], epochs: list[dict], test_accuracy: list[float],
+    def restore(cls, arrays: dict[str, np.ndarray], epochs: Any, test_accuracy: Any,
                 steps_per_epoch: int | None = None) -> "History":
-        """A history read back from a checkpoint. Epochs saved before they carried their step get it from
-        `steps_per_epoch` (the run's batches per epoch) or, failing that, evenly spread over the steps."""
-        steps = len(arrays.get("step_loss", ()))
+        """The history stored in a run file, checked: raises :class:`CheckpointError` for damaged data.
+
+        ``arrays``: the per-step curves, 1-D and of one length; ``epochs``: a list of
+        :class:`EpochMetrics` dicts; ``test_accuracy``: a list of numbers. Metrics may be NaN or
+        infinite (a diverging run measures such values), but never of another type. Epochs saved before
+        they carried their step get it from `steps_per_epoch` (the run's batches per epoch) or, failing
+        that, evenly spread over the steps.
+        """
+        steps = {}
+        for name in ("step_loss", "step_accuracy", "step_lr"):
+            values = np.asarray(arrays.get(name, np.zeros(0, np.float32)))
+            if values.ndim != 1 or values.dtype.kind not in "fiu":
+                raise CheckpointError(f"history: {name} must be a list of numbers, got an array of shape "
+                                      f"{values.shape} and type {values.dtype}")
+            steps[name] = values
+        lengths = {len(v) for v in steps.values()}
+        if len(lengths) > 1:
+            raise CheckpointError("history: the per-step loss, accuracy and learning rate have different lengths "
+                                  f"({', '.join(str(len(v)) for v in steps.values())})")
+        if not isinstance(epochs, list):
+            raise CheckpointError(f"history: epochs must be a list, got {describe(epochs)}")
+        restored = [EpochMetrics(**check_fields(EpochMetrics, e, CheckpointError, f"history epoch {i}", finite=False))
+                    for i, e in enumerate(epochs, start=1)]
+        if not isinstance(test_accuracy, list):
+            raise CheckpointError(f"history: test accuracy must be a list, got {describe(test_accuracy)}")
+        tests = [check_type(v, float, f"history: test accuracy {i}", CheckpointError, finite=False)
+                 for i, v in enumerate(test_accuracy, start=1)]
         return cls(
-            step_loss=Series(arrays.get("step_loss", ())), step_accuracy=Series(arrays.get("step_accuracy", ())),
-            step_lr=Series(arrays.get("step_lr", ())),
-            epochs=_with_steps([EpochMetrics(**e) for e in epochs], steps, steps_per_epoch),
-            test_accuracy=[float(v) for v in test_accuracy],
+            step_loss=Series(steps["step_loss"]), step_accuracy=Series(steps["step_accuracy"]),
+            step_lr=Series(steps["step_lr"]),
+            epochs=_with_steps(restored, len(steps["step_loss"]), steps_per_epoch),
+            test_accuracy=tests,
         )
 
     def truncated(self, steps: int, epochs: int) -> "History":

@@ -226,9 +226,11 @@ def rescue_folder(name: str) -> Path:
 
 def read_marker_pid(path: Path) -> int | None:
     """The pid written on the first line of a RUNNING marker (None when unreadable)."""
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+    from cnnviz.files import read_regular
+
+    try:  # a regular file of a few bytes only: a FIFO put there must not block the window
+        return int(read_regular(path, 4096, RunFolderError, "marker").split()[0])
+    except (RunFolderError, ValueError, IndexError):
         return None
 
 

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from cnnviz.config import Recipe
+from cnnviz.config import RANGES, Recipe
 from cnnviz.data.sources import DATASETS as DOWNLOADS
 from cnnviz.errors import CnnvizError
 from cnnviz.models import ACTIVATIONS, summarize
@@ -41,6 +41,16 @@ class _FloatSpin(QDoubleSpinBox):
 
     def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt override)
         return f"{value:.{self.decimals()}f}".rstrip("0").rstrip(".") or "0"
+
+
+def _bounds(key: str, decimals: int | None = None, scale: int = 1) -> tuple:
+    """A spin box's (minimum, maximum) for the recipe setting ``key`` (``"train.epochs"``), from the one
+    table of ranges (`cnnviz.config.RANGES`); an open end moves in by the box's smallest step."""
+    r = RANGES[key]
+    step = 1 if decimals is None else 10.0**-decimals
+    low = r.low * scale + (step if r.low_open else 0)
+    high = r.high * scale - (step if r.high_open else 0)
+    return (round(low), round(high)) if decimals is None else (low, high)
 
 
 def _spin(low: int, high: int, tip: str, suffix: str = "", step: int = 1) -> QSpinBox:
@@ -196,18 +206,18 @@ class ExperimentPanel(QWidget):
                                     "folder holding the four IDX files.", "datasetCombo")
         self.subset_check = QCheckBox("Use", toolTip="Train on a stratified subset (the same share of every "
                                       "class) to see how a model copes with little data.")
-        self.subset_spin = _spin(10, 10_000_000, "How many training examples to keep.", step=500)
+        self.subset_spin = _spin(*_bounds("data.train_subset"), "How many training examples to keep.", step=500)
         self.validation_combo = _combo(
             [("None", "none"), ("Hold out part of train", "train"), ("20% of test (stratified)", "test")],
             "Where the validation images come from: none, held out from the training set, "
             "or a stratified 20% of the test set (the test accuracy then uses the other 80%).")
-        self.fraction_spin = _spin(1, 50, "Share of the training set held out for validation.", " %")
+        self.fraction_spin = _spin(*_bounds("data.validation_fraction", scale=100), "Share of the training set held out for validation.", " %")
         self.norm_combo = _combo([("Scale to [0, 1]", "scale"), ("Standardize (mean 0, std 1)", "standardize")],
                                  "Scale divides pixels by 255; standardize subtracts the training mean and "
                                  "divides by the training standard deviation.")
         self.ovr_check = QCheckBox("Class", toolTip="Make the task binary: this class against all the others "
                                    "(the six-vs-not-six notebook); the model gets two outputs.")
-        self.ovr_spin = _spin(0, 9, "The class to tell apart from all the others (a digit for MNIST).")
+        self.ovr_spin = _spin(*_bounds("data.one_vs_rest"), "The class to tell apart from all the others (a digit for MNIST).")
         box, self._data_form = self._group("Data", [
             ("Dataset", self.dataset_combo), ("Train subset", _pair(self.subset_check, self.subset_spin, 1)),
             ("Validation", self.validation_combo), ("Held out", self.fraction_spin), ("Pixels", self.norm_combo),
@@ -242,22 +252,22 @@ class ExperimentPanel(QWidget):
             [("SGD", "sgd"), ("Adam", "adam"), ("Adadelta", "adadelta"), ("RMSprop", "rmsprop")],
             "How the weights follow the gradient: plain SGD, or an adaptive method that scales each "
             "weight's step.")
-        self.lr_spin = _FloatSpin(1e-6, 100.0, 6, "Step size of each update (the maximum for a schedule); can be "
+        self.lr_spin = _FloatSpin(*_bounds("optimizer.lr", 6), 6, "Step size of each update (the maximum for a schedule); can be "
                                  "changed while training. Too large (e.g. 10) makes the loss diverge.")
-        self.momentum_spin = _FloatSpin(0.0, 0.999, 3, "Share of the previous update added to the "
+        self.momentum_spin = _FloatSpin(*_bounds("optimizer.momentum", 3), 3, "Share of the previous update added to the "
                                         "next one (SGD and RMSprop); smooths and speeds up descent.", 0.05)
         self.nesterov_check = QCheckBox("Nesterov", toolTip="Look ahead along the momentum before taking the "
                                         "gradient (SGD only; needs momentum above 0).")
         self.schedule_combo = _combo([("Constant", "constant"), ("Step decay", "step"),
                                       ("Exponential decay", "exponential"), ("Görner", "gorner")],
                                      "How the learning rate changes during training. Görner: " + _GORNER)
-        self.step_spin = _spin(1, 1000, "Multiply the learning rate by the factor every this many epochs.",
+        self.step_spin = _spin(*_bounds("optimizer.step_epochs"), "Multiply the learning rate by the factor every this many epochs.",
                                " epoch")
         self.step_spin.valueChanged.connect(lambda n: self.step_spin.setSuffix(" epoch" if n == 1 else " epochs"))
-        self.gamma_spin = _FloatSpin(0.0001, 1.0, 4, "The factor the learning rate is multiplied by.", 0.05)
-        self.decay_spin = _spin(1, 10_000_000, "Batches over which the learning rate decays (exponential: "
+        self.gamma_spin = _FloatSpin(*_bounds("optimizer.gamma", 4), 4, "The factor the learning rate is multiplied by.", 0.05)
+        self.decay_spin = _spin(*_bounds("optimizer.decay_steps"), "Batches over which the learning rate decays (exponential: "
                                 "per factor; Görner: per e-fold).", " batches", 100)
-        self.lr_min_spin = _FloatSpin(0.0, 100.0, 6, "The learning rate Görner's schedule decays towards: " + _GORNER)
+        self.lr_min_spin = _FloatSpin(*_bounds("optimizer.lr_min", 6), 6, "The learning rate Görner's schedule decays towards: " + _GORNER)
         self.formula_label = QLabel(wordWrap=True, styleSheet="color: #555;",
                                     toolTip="The learning rate as a function of the batch (step) or epoch.")
         box, self._opt_form = self._group("Optimizer", [
@@ -270,10 +280,10 @@ class ExperimentPanel(QWidget):
         return box
 
     def _training_group(self) -> QGroupBox:
-        self.epochs_spin = _spin(1, 10_000, "Passes over the training set.")
-        self.batch_spin = _spin(1, 65_536, "Images per update; can be changed while training (smaller: "
+        self.epochs_spin = _spin(*_bounds("train.epochs"), "Passes over the training set.")
+        self.batch_spin = _spin(*_bounds("train.batch_size"), "Images per update; can be changed while training (smaller: "
                                 "noisier, more updates per epoch).", step=16)
-        self.seed_spin = _spin(0, 2**31 - 1, "Seeds the initial weights, the shuffling and dropout: the "
+        self.seed_spin = _spin(*_bounds("train.seed"), "Seeds the initial weights, the shuffling and dropout: the "
                                "same seed gives the same run.")
         self.device_combo = _combo([("Auto", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda"),
                                     ("Apple GPU (MPS)", "mps")],

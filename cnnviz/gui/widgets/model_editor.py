@@ -287,7 +287,7 @@ class ModelEditor(QWidget):
 
     def load_model(self, path: str) -> bool:
         """Read a model JSON file into the draft; False (and a message) for a bad file."""
-        try:
+        try:  # a regular JSON file of sane size and nesting only (a FIFO would freeze the window)
             spec = self._for_data(read_model_file(path))
         except SpecError as exc:
             return self._fail(str(exc))
