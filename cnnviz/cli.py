@@ -459,7 +459,7 @@ def cmd_open(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from cnnviz.formatting import format_bytes
+    from cnnviz.files import human_size
     from cnnviz.timeline.reader import RunTimeline
 
     info = RunTimeline.open(args.run).info()
@@ -469,7 +469,7 @@ def cmd_info(args) -> int:
     keyframes = info["keyframe_steps"]
     accuracy = f"{info['test_accuracy'] * 100:.2f}%" if isinstance(info["test_accuracy"], float) else "-"
     print(f"{info['path']}: {info['name'] or 'run'}, {info['state']}, run format {info['format_version']}")
-    print(f"  steps {info['steps']:,}, epochs {info['epochs']}, test accuracy {accuracy}, {format_bytes(info['bytes'])}")
+    print(f"  steps {info['steps']:,}, epochs {info['epochs']}, test accuracy {accuracy}, {human_size(info['bytes'])}")
     print(f"  keyframes {len(keyframes)} ({', '.join(info['keyframe_precision']) or 'none'}), anchors "
           f"{len(info['anchor_steps'])}; every step {'recomputes exactly' if info['exact'] else 'shows its nearest keyframe'}")
     for layer, names in info["stats"].items():

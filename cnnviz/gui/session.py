@@ -61,7 +61,10 @@ class Session(QObject):
         self.evaluation: Evaluation | None = None
         self.selected_input: InputImage | None = None
         self.trained = False  # False while the weights are the random initial ones
-        self.weights_step = 0
+        self.weights_step = 0  # the step of the weights on show
+        self.live = True  # False while the views show an earlier step of the run (the timeline)
+        self.latest: WeightsSnapshot | None = None  # the run's newest weights, shown or not
+        self.latest_evaluation: Evaluation | None = None  # the run's newest evaluation, shown or not
         self.spec = spec
         self.model: CnnvizNet = self._fresh_model(spec)
 
@@ -72,6 +75,7 @@ class Session(QObject):
 
     def set_spec(self, spec: ModelSpec) -> None:
         """Switch to a new (untrained) model; clears history and evaluation."""
+        self.live, self.latest, self.latest_evaluation = True, None, None
         self.model = self._fresh_model(spec)
         self.spec = self.model.spec
         self.trained, self.weights_step = False, 0
@@ -83,7 +87,32 @@ class Session(QObject):
         self.set_spec(self.spec)
 
     def apply_snapshot(self, snapshot: WeightsSnapshot) -> None:
-        """Load a weight snapshot from the trainer into the inference model."""
+        """The run's newest weights: shown when live; kept for later while the views show an earlier step."""
+        self.latest = snapshot
+        if self.live:
+            self._load(snapshot)
+
+    def show_weights(self, snapshot: WeightsSnapshot) -> None:
+        """Show the weights of an earlier step (the timeline): every view renders from them until `go_live`."""
+        self.live = False
+        self._load(snapshot)
+
+    def go_live(self) -> None:
+        """Back to the run's newest weights and evaluation."""
+        self.live = True
+        if self.latest is not None:
+            self._load(self.latest)
+        if self.latest_evaluation is not None and self.evaluation is not self.latest_evaluation:
+            self.evaluation = self.latest_evaluation
+            self.evaluation_ready.emit(self.latest_evaluation)
+
+    def show_evaluation(self, evaluation: Evaluation | None) -> None:
+        """The evaluation that goes with the step on show (None: none recorded at or before it)."""
+        self.evaluation = evaluation
+        if evaluation is not None:
+            self.evaluation_ready.emit(evaluation)
+
+    def _load(self, snapshot: WeightsSnapshot) -> None:
         state = {k: torch.from_numpy(np.array(v)) for k, v in snapshot.state.items()}
         self.model.load_state_dict(state)
         self.model.eval()
@@ -92,12 +121,10 @@ class Session(QObject):
         self.weights_changed.emit(snapshot)
 
     def load_weights(self, state: dict[str, torch.Tensor], step: int) -> None:
-        """Load weights from an opened run (same spec)."""
-        self.model.load_state_dict(state)
-        self.model.eval()
-        self.trained, self.weights_step = step > 0, step
+        """Load weights from an opened run (same spec): the run's newest, shown live."""
         arrays = {k: v.detach().cpu().numpy().copy() for k, v in state.items()}
-        self.weights_changed.emit(WeightsSnapshot(step, 0, arrays))
+        self.live, self.latest = True, WeightsSnapshot(step, 0, arrays)
+        self._load(self.latest)
 
     # -- recipe and data -------------------------------------------------------------------------------
     def set_recipe(self, recipe: Recipe) -> None:
@@ -135,6 +162,11 @@ class Session(QObject):
         self.epoch_ended.emit(metrics)
 
     def set_evaluation(self, evaluation: Evaluation) -> None:
+        self.latest_evaluation = evaluation
+        if not self.live:  # the views show an earlier step: the history still learns of it
+            if evaluation.split == "test" and len(self.history.test_accuracy) < len(self.history.epochs):
+                self.history.test_accuracy.append(evaluation.accuracy)
+            return
         self.evaluation = evaluation
         if evaluation.split == "test" and len(self.history.test_accuracy) < len(self.history.epochs):
             self.history.test_accuracy.append(evaluation.accuracy)
