@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--resume", action="store_true", help="continue the run that --out holds")
     p.add_argument("--no-timeline", action="store_true",
                    help="record only the final checkpoint and metrics, no timeline (keyframes, anchors, statistics)")
+    p.add_argument("--timeline-mb", type=float, metavar="MB",
+                   help="disk budget of the timeline's keyframes, 0 to 100000 MB (default 100); the anchors "
+                        "that make every step exact are always kept")
     p.add_argument("--seed", type=int, help="random seed, 0 to 2**32 - 1 (default 0)")
     p.add_argument("--batch-size", type=int, help="batch size (default: the preset's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
@@ -171,6 +174,7 @@ def cmd_train(args) -> int:
         raise CnnvizError("--resume continues the run in a folder: give it with --out RUN")
     if args.overwrite and not args.out:
         raise CnnvizError("--overwrite replaces the run in --out: give the folder with --out RUN")
+    budget = _timeline_budget(args.timeline_mb)
     run = RunFolder(args.out) if args.out else None
     existed = run is not None and run.path.exists()
     if run is None or not args.resume:
@@ -193,7 +197,7 @@ def cmd_train(args) -> int:
         if run is not None:  # writes the run folder as it trains (the timeline, unless --no-timeline)
             from cnnviz.timeline.recorder import RunRecorder
 
-            recorder = RunRecorder(run.path, name, timeline=not args.no_timeline,
+            recorder = RunRecorder(run.path, name, timeline=not args.no_timeline, budget_bytes=budget,
                                    staging=run.holds_run() and not args.resume,
                                    on_notice=lambda text: print(f"note: {text}", file=sys.stderr))
             callbacks.append(recorder)
@@ -269,6 +273,16 @@ def _resume_setup(args, run):
                           f"{recipe.train.epochs} epochs; pass --epochs N with N > {checkpoint.epoch} to go on")
     name = _summary_name(run) or "run"
     return name, checkpoint.spec, recipe, checkpoint
+
+
+def _timeline_budget(megabytes: float | None) -> int:
+    from cnnviz.timeline.schedule import DEFAULT_BUDGET_BYTES
+
+    if megabytes is None:
+        return DEFAULT_BUDGET_BYTES
+    if not 0 <= megabytes <= 100_000 or megabytes != megabytes:
+        raise CnnvizError(f"--timeline-mb must be between 0 and 100000, got {megabytes:g}")
+    return int(megabytes * 1_000_000)
 
 
 def _recipe_changes(args) -> dict:

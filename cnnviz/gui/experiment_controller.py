@@ -9,6 +9,7 @@ and the menus only map widgets and actions to its slots.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -281,10 +282,34 @@ class ExperimentController(QObject):
         return True
 
     def save_run(self, path: str) -> bool:
-        """Save the current run to `path` (.safetensors added); False, with a message, when there is nothing
-        to save yet or the file cannot be written."""
-        if not path.endswith(".safetensors"):
-            path += ".safetensors"
+        """Save the current run: a path ending in ``.safetensors`` gets its checkpoint; any other path becomes a
+        run folder, a copy of the run's own with its whole timeline (while a run trains, its checkpoint is
+        written there by the training process and the timeline is copied as it stands). False, with a
+        message, when there is nothing to save yet or it cannot be written."""
+        if path.endswith(".safetensors"):
+            return self._save_checkpoint(path)
+        source = self.controller.run_folder.path if self.controller.following is None else self.controller.following
+        if self.controller.resume_from is not None and not self.controller.active:
+            opened = Path(self.controller.resume_from)
+            source = opened if opened.is_dir() else opened.parent
+        target = Path(path)
+        if not (source / "checkpoint.safetensors").is_file() and not self.controller.active:
+            return self._save_checkpoint(str(target / "checkpoint.safetensors"))
+        if target.exists() and any(target.iterdir()) if target.is_dir() else target.exists():
+            self.session.message.emit("error", f"Could not save the run: {target} exists already; choose a new name")
+            return False
+        try:
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("RUNNING", ".incoming-*", "*.tmp"),
+                            dirs_exist_ok=True)
+        except (OSError, shutil.Error) as exc:
+            self.session.message.emit("error", f"Could not save the run to {target}: {exc}")
+            return False
+        if self.controller.active:  # the newest state, from the training process itself
+            return self._save_checkpoint(str(target / "checkpoint.safetensors"))
+        self.status.emit(f"Saved the run and its timeline to {target}", 8000)
+        return True
+
+    def _save_checkpoint(self, path: str) -> bool:
         try:
             ok = self.controller.save(path)
         except OSError as exc:

@@ -1,6 +1,8 @@
 """The main window: dockable views around one Session, run controls, menus and the status bar."""
 from __future__ import annotations
 
+from pathlib import Path
+
 
 from PySide6.QtCore import QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -13,6 +15,7 @@ from cnnviz.gui import settings
 from cnnviz.gui.data_loader import DataLoader
 from cnnviz.gui.experiment_controller import ExperimentController
 from cnnviz.gui.session import Session
+from cnnviz.gui.timeline_model import TimelineModel
 from cnnviz.gui.training_controller import TrainingController
 from cnnviz.gui.widgets.conv_playground import ConvPlayground
 from cnnviz.gui.widgets.curves_view import CurvesView
@@ -23,8 +26,10 @@ from cnnviz.gui.widgets.feature_maps_view import FeatureMapsView
 from cnnviz.gui.widgets.filters_view import FiltersView
 from cnnviz.gui.widgets.message_banner import MessageBanner
 from cnnviz.gui.widgets.model_editor import ModelEditor
+from cnnviz.errors import CnnvizError
 from cnnviz.formatting import format_seconds
 from cnnviz.gui.widgets.run_controls import RunControls
+from cnnviz.gui.widgets.timeline_bar import TimelineBar
 from cnnviz.gui.window_menus import build_menus
 from cnnviz.models import spec_for_data
 from cnnviz.presets import DEFAULT_PRESET, get_preset
@@ -75,6 +80,8 @@ class MainWindow(QMainWindow):
         self.playground = ConvPlayground(s)
         self.banner = MessageBanner()
         self.controls = RunControls()
+        self.timeline = TimelineModel(s, self)
+        self.timeline_bar = TimelineBar()
         self._train_tips = (self.controls.train_button.toolTip(), self.controls.step_button.toolTip())
 
     def _build_toolbar(self) -> None:
@@ -86,6 +93,7 @@ class MainWindow(QMainWindow):
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(2)
         column.addWidget(self.controls)
+        column.addWidget(self.timeline_bar)
         column.addWidget(self.banner)
         bar.addWidget(holder)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
@@ -150,7 +158,11 @@ class MainWindow(QMainWindow):
         self.step_label.setObjectName("stepLabel")
         self.state_label = QLabel("idle")
         self.state_label.setObjectName("stateLabel")
-        for label in (self.state_label, self.step_label, self.speed_label, self.device_label):
+        self.live_label = QLabel("")
+        self.live_label.setObjectName("liveLabel")
+        self.live_label.setStyleSheet("QLabel { color: #b35900; font-weight: bold; }")
+        self.live_label.setToolTip("The views show an earlier step of the run; press L or Live for the newest")
+        for label in (self.live_label, self.state_label, self.step_label, self.speed_label, self.device_label):
             bar.addPermanentWidget(label)
 
     def _connect(self) -> None:
@@ -187,10 +199,43 @@ class MainWindow(QMainWindow):
         x.run_reset.connect(self._on_run_reset)
         self.loader.progress.connect(self._on_load_progress)
         self.loader.busy_changed.connect(self._on_loader_busy)
+        self._connect_timeline()
+
+    def _connect_timeline(self) -> None:
+        t, bar = self.timeline, self.timeline_bar
+        bar.seek_requested.connect(self._on_seek_requested)
+        bar.exact_requested.connect(lambda: self.seek(bar.slider.value(), exact=True))
+        bar.live_requested.connect(t.go_live)
+        bar.evaluate_requested.connect(t.evaluate_shown)
+        bar.cancel_requested.connect(t.cancel_exact)
+        bar.cancel_requested.connect(t.cancel_evaluation)
+        t.changed.connect(self._update_timeline_bar)
+        t.shown_step_changed.connect(self._on_shown_step)
+        t.exact_progress.connect(lambda done, total: bar.set_progress(done, total, f"{done:,}/{total:,}"))
+        t.exact_finished.connect(lambda ok: bar.set_progress(0, 0, ""))
+        self.curves.step_clicked.connect(self._on_seek_requested)
+        self.filters.baseline_at = self._epoch_start_weights
+        self._timeline_timer = QTimer(self)
+        self._timeline_timer.setInterval(500)  # the run's new keyframes and statistics, twice a second
+        self._timeline_timer.timeout.connect(self._poll_timeline)
+        self._timeline_timer.start()
+        for keys, slot in ((QKeySequence("L"), t.go_live), (QKeySequence("E"), bar.exact_requested.emit),
+                           (QKeySequence("P"), bar.play_button.toggle)):
+            shortcut = QShortcut(keys, self)
+            shortcut.activated.connect(slot)
 
     # -- the automation surface ------------------------------------------------------------------------
     def trainer_state(self) -> str:
         return self.session.state
+
+    def seek(self, step: int, exact: bool = False) -> int:
+        """Show every view at `step`: at once from the stored weights nearest at or before it, and with `exact`
+        the very step, recomputed in the background. Returns the step shown now."""
+        return self.timeline.seek(step, exact=exact)
+
+    def shown_step(self) -> int:
+        """The step of the weights every view shows."""
+        return self.session.weights_step
 
     @property
     def preset_name(self) -> str:
@@ -215,7 +260,12 @@ class MainWindow(QMainWindow):
         is training into, live; False, with a message, for a bad one."""
         if follow:
             return self.experiment_controller.follow_run(str(path))
-        return self.experiment_controller.open_run(str(path))
+        if not self.experiment_controller.open_run(str(path)):
+            return False
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        self.timeline.set_folder(folder)  # its timeline, if it was saved with one
+        self._update_timeline_bar()
+        return True
 
     # -- run commands ----------------------------------------------------------------------------------
     @Slot()
@@ -267,9 +317,67 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_run_reset(self) -> None:
+        self.timeline.set_folder(None)
+        self._update_timeline_bar()
         self._update_controls()
         self.speed_label.clear()
         self.step_label.clear()
+
+    # -- the timeline ------------------------------------------------------------------------------------
+    @Slot(int)
+    def _on_seek_requested(self, step: int) -> None:
+        try:
+            self.timeline.seek(step)
+        except CnnvizError as exc:
+            self.statusBar().showMessage(str(exc), 6000)
+
+    def _poll_timeline(self) -> None:
+        """While a run goes on (here or followed), take in its new records and move the timeline's end."""
+        if self.controller.active:
+            self.timeline.refresh()
+            self._update_timeline_bar()
+
+    @Slot()
+    def _update_timeline_bar(self) -> None:
+        t = self.timeline
+        keyframes = t.timeline.keyframe_steps() if t.timeline is not None else []
+        ends = [e.step for e in self.session.history.epochs if e.step is not None]
+        self.timeline_bar.set_run(t.last_step, keyframes, ends, live=t.live, exact_available=t.exact_available)
+        if t.live:
+            self._on_shown_step(self.session.weights_step)
+        if t.timeline is None:
+            why = ("This run has no timeline: it was saved without one (a single checkpoint file, or --no-timeline)"
+                   if self.session.trained and not self.controller.active else "The timeline fills as the run trains")
+            self.timeline_bar.slider.setToolTip(why)
+
+    @Slot(int)
+    def _on_shown_step(self, step: int) -> None:
+        ends = [e.step for e in self.session.history.epochs if e.step is not None]
+        epoch = sum(1 for end in ends if end < step) + (1 if step > 0 else 0)  # the epoch the step is part of
+        precision = "live" if self.timeline.live else self.timeline.shown_precision
+        self.timeline_bar.show_step(step, epoch, precision)
+        self.timeline_bar.set_live(self.timeline.live, self.timeline.exact_available)
+        self.curves.show_step(None if self.timeline.live else step)
+        self.live_label.setText("" if self.timeline.live else f"showing step {step:,}")
+
+    def _epoch_start_weights(self, step: int):
+        """(epoch, its first step, conv weights by layer) of the epoch that `step` falls in, from the exact
+        anchor at its start: what the filters' change bars compare the shown weights with."""
+        t = self.timeline.timeline
+        if t is None:
+            return None
+        starts = [0] + [e.step for e in self.session.history.epochs if e.step is not None]
+        before = [s for s in starts if s < step and s in t.anchors]
+        if not before:
+            return None
+        start = before[-1]
+        cached = getattr(self, "_baseline_cache", None)
+        if cached is None or cached[0] != (id(t), start):
+            weights = t.weights(start)
+            conv = {k[len("layers."):-len(".weight")]: v for k, v in weights.items()
+                    if k.startswith("layers.") and k.endswith(".weight") and v.ndim == 4}
+            self._baseline_cache = cached = ((id(t), start), conv)
+        return starts.index(start) + 1, start, cached[1]
 
     # -- what the experiment controller reports ---------------------------------------------------------
     @Slot(str)
@@ -331,6 +439,11 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _on_run_active(self, active: bool) -> None:
+        if active:  # the run records itself into this folder (or is followed there): its timeline
+            folder = self.controller.following or self.controller.run_folder.path
+            if self.timeline.folder != folder:
+                self.timeline.set_folder(folder)
+            self.timeline.go_live()
         self.controls.set_state(self.session.state)
         self._lock_while_ending()
 
@@ -411,6 +524,7 @@ class MainWindow(QMainWindow):
         settings.save_window(self.saveGeometry(), self.saveState())
         settings.save_experiment(self.preset_name, self.session.recipe)
         self.loader.shutdown()
+        self.timeline.shutdown()
         self.controller.shutdown()
         self.controller.dispose()
         super().closeEvent(event)

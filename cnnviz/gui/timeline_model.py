@@ -169,7 +169,56 @@ class TimelineModel(QObject):
             self._exact_worker.command(Stop())
             self.exact_finished.emit(False)
 
+    # -- an evaluation of the step on show --------------------------------------------------------------
+    def evaluate_shown(self) -> bool:
+        """Evaluate the test set with the weights on show, in the background (progress through
+        `exact_progress`, the result shown when done). False when one is going already or there is no data."""
+        from cnnviz.gui.worker_threads import start_worker
+
+        if self._eval_thread is not None or self.session.data is None:
+            return False
+        import copy
+
+        model, data = copy.deepcopy(self.session.model), self.session.data
+        self._eval_worker = _EvaluationWorker(model, data.test, self.session.weights_step)
+        self._eval_worker.progress.connect(self._on_eval_progress)
+        self._eval_worker.done.connect(self._on_eval_done)
+        self._eval_thread = start_worker(self._eval_worker, self, self._on_eval_thread_finished)
+        return True
+
+    _eval_thread = None
+    _eval_worker = None
+
+    @Slot(int, int)
+    def _on_eval_progress(self, done: int, total: int) -> None:
+        self.exact_progress.emit(done, total)
+
+    @Slot(object)
+    def _on_eval_done(self, result) -> None:
+        if isinstance(result, str):
+            self.session.message.emit("warning" if "cancelled" in result else "error", result)
+        else:
+            self.session.show_evaluation(result)
+        self.exact_finished.emit(False)
+
+    def cancel_evaluation(self) -> None:
+        if self._eval_worker is not None:
+            self._eval_worker.cancel.set()
+
+    @Slot()
+    def _on_eval_thread_finished(self) -> None:
+        from cnnviz.gui.worker_threads import end_worker
+
+        if self._eval_thread is None:
+            return
+        thread, worker, self._eval_thread, self._eval_worker = self._eval_thread, self._eval_worker, None, None
+        end_worker(thread, worker)
+
     def shutdown(self) -> None:
+        self.cancel_evaluation()
+        if self._eval_thread is not None:
+            self._eval_thread.wait(15000)
+            self._on_eval_thread_finished()
         if self._exact_worker is not None:
             self._exact_target = None
             self._exact_worker.shutdown()
@@ -186,3 +235,35 @@ class TimelineModel(QObject):
         thread, worker, self._exact_thread, self._exact_worker = self._exact_thread, self._exact_worker, None, None
         end_worker(thread, worker)
 
+
+
+class _EvaluationWorker(QObject):
+    """Evaluates a copy of the model on the test split in a worker thread."""
+
+    progress = Signal(int, int)
+    done = Signal(object)  # an Evaluation, or the message of what went wrong
+    finished = Signal()
+
+    def __init__(self, model, split, step: int) -> None:
+        super().__init__()
+        import threading
+
+        self.model, self.split, self.step = model, split, step
+        self.cancel = threading.Event()
+
+    @Slot()
+    def run(self) -> None:
+        from cnnviz.gui.worker_threads import return_to_gui_thread
+        from cnnviz.training.trainer import evaluate
+
+        try:
+            result = evaluate(self.model, self.split, "test", self.step, progress=self.progress.emit,
+                              cancel=self.cancel)
+        except CnnvizError as exc:
+            result = str(exc)
+        except Exception as exc:  # a bug must not kill the thread silently
+            result = f"could not evaluate: {type(exc).__name__}: {exc}"
+        finally:
+            return_to_gui_thread(self)
+        self.done.emit(result)
+        self.finished.emit()

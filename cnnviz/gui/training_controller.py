@@ -70,6 +70,7 @@ class TrainingController(QObject):
                 recipe = recipe.replace(train__epochs=done + recipe.train.epochs)
         else:
             s.reset_history()
+        self.run_folder = self._folder_for(resume)
         job = TrainingJob(spec=s.spec.to_dict(), recipe=recipe, resume_from=resume,
                           run_dir=str(self.run_folder.path), name=self.run_name, start_paused=paused)
         self.resume_from = None
@@ -82,6 +83,20 @@ class TrainingController(QObject):
         self._thread = start_worker(self._worker, self, self._on_thread_finished)
         s.set_state(PAUSED if paused else RUNNING)
         self.active_changed.emit(True)
+
+    def _folder_for(self, resume: str | None) -> RunFolder:
+        """Where the run records itself. Continuing a run folder that has a timeline goes on in that folder
+        (as `cnnviz train --resume` does), so its timeline stays whole; anything else records into the
+        window's own autosave folder, emptied first for a fresh run."""
+        own = self.autosaves.own
+        if resume is not None:
+            parent = Path(resume).parent
+            if parent != own.path and (parent / "events.jsonl").is_file():
+                return RunFolder(parent)
+            return own
+        if own.path.exists():
+            shutil.rmtree(own.path, ignore_errors=True)  # the last run's timeline is not this run's
+        return own
 
     def follow(self, path: str | os.PathLike) -> bool:
         """Show a run that another process is writing into `path`, live; it takes no commands, and ending here

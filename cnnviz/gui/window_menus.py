@@ -16,6 +16,8 @@ SHORTCUTS = [
     ("Esc", "Stop training"),
     ("Ctrl+R", "Reset to fresh weights"),
     ("Ctrl+O / Ctrl+S", "Open / save a run"),
+    ("Ctrl+Shift+O", "Follow a run another process is training"),
+    ("L / E / P", "Timeline: live / exact step / play"),
     ("Ctrl+Z", "Undo the last stroke on the drawing canvas"),
     ("Delete", "Clear the drawing canvas"),
     ("Ctrl+Q", "Quit"),
@@ -38,7 +40,10 @@ def build_menus(window: QMainWindow) -> dict[str, QAction]:
         return action
 
     file_menu = bar.addMenu("&File")
-    add(file_menu, "open", "&Open run…", lambda: open_run(window), "Ctrl+O", "Open a saved run and continue it")
+    add(file_menu, "open", "&Open run…", lambda: open_run(window), "Ctrl+O",
+        "Open a saved run folder (or a checkpoint file), scrub its timeline and continue it")
+    add(file_menu, "follow", "&Follow run…", lambda: follow_run(window), "Ctrl+Shift+O",
+        "Show a run that another process (cnnviz train --out) is training into a folder, live")
     add(file_menu, "save", "&Save run as…", lambda: save_run(window), "Ctrl+S",
         "Save weights, optimizer state, history and recipe")
     export = file_menu.addMenu("&Export")
@@ -64,18 +69,28 @@ def build_menus(window: QMainWindow) -> dict[str, QAction]:
 
 # -- runs ------------------------------------------------------------------------------------------------
 def save_run(window, path: str | None = None) -> bool:
-    """Save the current run (asks for a file when `path` is None). False when there is nothing to save."""
+    """Save the current run (asks for a new folder's name when `path` is None; a name ending in .safetensors
+    saves the checkpoint alone). False when there is nothing to save."""
     if path is None:
-        path, _ = QFileDialog.getSaveFileName(window, "Save run", "run.safetensors", RUN_FILTER)
+        path, _ = QFileDialog.getSaveFileName(window, "Save run as a folder (with its timeline)", "run",
+                                              "cnnviz run folder (*);;Checkpoint only (*.safetensors)")
         if not path:
             return False
     return window.experiment_controller.save_run(path)
 
 
 def open_run(window) -> None:
-    path, _ = QFileDialog.getOpenFileName(window, "Open run", "", RUN_FILTER + ";;All files (*)")
+    path = QFileDialog.getExistingDirectory(window, "Open run folder")
+    if not path:  # or a checkpoint file saved alone
+        path, _ = QFileDialog.getOpenFileName(window, "Open run checkpoint", "", RUN_FILTER + ";;All files (*)")
     if path:
         window.open_run(path)
+
+
+def follow_run(window) -> None:
+    path = QFileDialog.getExistingDirectory(window, "Follow run folder (written by cnnviz train --out)")
+    if path:
+        window.open_run(path, follow=True)
 
 
 # -- exports ---------------------------------------------------------------------------------------------

@@ -276,7 +276,8 @@ class RunRecorder(Callback):
         if end <= self.written_steps:
             return
         first = trainer.step_count - h.steps + self.written_steps + 1
-        event = {"t": "steps", "first": first, "loss": _floats(h.step_loss[self.written_steps:end]),
+        event = {"t": "steps", "first": first, "wall": round(time.time(), 3),  # when written (follow latency)
+                 "loss": _floats(h.step_loss[self.written_steps:end]),
                  "accuracy": _floats(h.step_accuracy[self.written_steps:end]),
                  "lr": _floats(h.step_lr[self.written_steps:end])}
         if latest is not None:

@@ -508,14 +508,21 @@ class _Rate:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, split: Split, name: str = "test", step: int = 0,
-             batch_size: int = 1000) -> Evaluation:
-    """Loss, accuracy, per-class accuracy, confusion matrix and predictions on one split."""
+             batch_size: int = 1000, progress=None, cancel=None) -> Evaluation:
+    """Loss, accuracy, per-class accuracy, confusion matrix and predictions on one split.
+
+    `progress(done, total)` is called after each batch; when `cancel` (a threading.Event) is set, a
+    TrainingError says so at the next batch."""
     was_training = model.training
     model.eval()
     try:
         device = next(model.parameters()).device
         probs, losses = [], 0.0
         for start in range(0, len(split), batch_size):
+            if cancel is not None and cancel.is_set():
+                raise TrainingError("the evaluation was cancelled")
+            if progress is not None:
+                progress(start, len(split))
             x = split.images[start:start + batch_size].to(device)
             y = split.labels[start:start + batch_size].to(device)
             logits = model(x)

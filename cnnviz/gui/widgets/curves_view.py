@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from cnnviz.errors import CnnvizError
@@ -77,6 +77,8 @@ def _pen(colour, width=1.0, alpha=255):
 
 class CurvesView(QWidget):
     """Loss, accuracy and learning-rate curves of the session's run, updated as steps arrive."""
+
+    step_clicked = Signal(int)  # a click on a curve: show the network at that step
 
     def __init__(self, session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -191,6 +193,14 @@ class CurvesView(QWidget):
         self._step_items = ((self._loss, "loss"), (self._loss_ma, "loss_ma"), (self._acc, "accuracy"),
                             (self._acc_ma, "accuracy_ma"), (self._lr, "lr"))
 
+        # the step every view shows, when it is not the newest (the timeline); a click on a plot seeks there
+        self._shown = []
+        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((214, 120, 0), width=2))
+            line.hide()
+            plot.addItem(line, ignoreBounds=True)
+            self._shown.append(line)
+            plot.scene().sigMouseClicked.connect(self._on_click)
         self._cursors = []
         for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
             line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((120, 120, 120), style=Qt.PenStyle.DashLine))
@@ -341,6 +351,26 @@ class CurvesView(QWidget):
             line.show()
         self._readout.setText(self._summary(i))
         return i
+
+    def show_step(self, step: int | None) -> None:
+        """Mark the step every view shows (None: the newest, unmarked)."""
+        for line in self._shown:
+            line.setVisible(step is not None)
+            if step is not None:
+                line.setValue(float(step))
+
+    def shown_step_marker(self) -> float | None:
+        line = self._shown[0]
+        return float(line.value()) if line.isVisible() else None
+
+    def _on_click(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self.buffers.n == 0:
+            return
+        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
+            if plot.sceneBoundingRect().contains(event.scenePos()):
+                x = plot.getPlotItem().vb.mapSceneToView(event.scenePos()).x()
+                self.step_clicked.emit(int(round(min(max(x, 0), self.buffers.n))))
+                return
 
     def readout_text(self) -> str:
         return self._readout.text()

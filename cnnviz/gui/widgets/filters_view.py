@@ -125,6 +125,10 @@ class FiltersView(QWidget):
         self._changes: dict[str, np.ndarray] | None = None
         self._changes_epoch = 0
         self._from_start = True  # the baseline is the untrained start, so "after the first epoch"
+        # Set by the window: step -> (epoch, its first step, conv weights at that start) from the run's
+        # timeline, so that a step shown from the past has its own epoch's changes
+        self.baseline_at = None
+        self._shown = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._refresh)
@@ -191,7 +195,29 @@ class FiltersView(QWidget):
         self._on_history_reset(self.session.history)
 
     def _current(self) -> dict[str, np.ndarray]:
+        """The run's newest conv weights (not the shown ones while an earlier step is on show)."""
+        latest = self.session.latest
+        if not self.session.live and latest is not None:
+            return {name: np.asarray(latest.state[f"layers.{name}.weight"]) for name, _ in
+                    conv_weights(self.session.model) if f"layers.{name}.weight" in latest.state}
         return dict(conv_weights(self.session.model))
+
+    def _shown_changes(self) -> tuple[str, dict[str, np.ndarray]] | None:
+        """While an earlier step is on show: each filter's change from the start of that step's epoch."""
+        if self.session.live or self.baseline_at is None:
+            return None
+        step = self.session.weights_step
+        try:
+            found = self.baseline_at(step)
+        except CnnvizError:
+            found = None
+        if found is None:
+            return None
+        epoch, start, baseline = found
+        current = dict(conv_weights(self.session.model))
+        changes = {name: filter_change(baseline[name], w) for name, w in current.items()
+                   if name in baseline and baseline[name].shape == w.shape}
+        return f"Change of each filter in epoch {epoch}, from step {start:,} to step {step:,}", changes
 
     def _on_history_reset(self, history) -> None:
         # Untrained weights are the start of the first epoch; for an opened run the weights of the
@@ -227,6 +253,7 @@ class FiltersView(QWidget):
             self._rebuild(layers)
             self._layout_key = key
         lut = diverging_lut()
+        self._shown = self._shown_changes()
         for name, w in layers:
             mosaic = filter_mosaic(w)
             panel = self._panels[name]
@@ -238,6 +265,10 @@ class FiltersView(QWidget):
             self.select_filter(*self._selected)
 
     def _change_text(self, name: str) -> tuple[np.ndarray | None, str]:
+        shown = self._shown
+        if shown is not None:
+            text, changes = shown
+            return (changes[name], text) if name in changes else (None, "No change: the epoch starts here.")
         if self._changes is not None and name in self._changes:
             return self._changes[name], f"Change of each filter during epoch {self._changes_epoch}"
         if self._from_start:

@@ -1,0 +1,103 @@
+"""The timeline in the real window, through its automation surface: seek to any step (nearest keyframe at once,
+the exact step recomputed), back to live, and follow a run that a headless trainer writes in another process."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtWidgets import QSlider
+
+from cnnviz.cli import main
+from cnnviz.presets import get_preset
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_DATA_DIR", str(tmp_path / "appdata"))
+    from cnnviz.app import create_window
+
+    w = create_window([])
+    qtbot.addWidget(w)
+    w.confirm = lambda *args: True
+    yield w
+    w.close()
+    assert not w.controller.active
+
+
+@pytest.fixture(scope="module")
+def sparse_run(tmp_path_factory):
+    """A 2-epoch cntk-conv run (5 steps an epoch) recorded with no room for keyframes: anchors only."""
+    out = tmp_path_factory.mktemp("sparse") / "run"
+    assert main(["train", "--preset", "cntk-conv", "--subset", "300", "--epochs", "2", "--timeline-mb", "0",
+                 "--out", str(out), "--json"]) == 0
+    return out
+
+
+def straight_weights(step: int) -> dict[str, torch.Tensor]:
+    from cnnviz.data.prepare import load_data
+    from cnnviz.training.trainer import Trainer
+
+    preset = get_preset("cntk-conv")
+    recipe = preset.recipe.replace(data__train_subset=300, train__epochs=2, train__max_steps=step)
+    trainer = Trainer(preset.spec, recipe, load_data(recipe.data, fallback=False))
+    trainer.fit()
+    return trainer.model.state_dict()
+
+
+def test_the_window_s_own_run_can_be_scrubbed_and_goes_back_to_live(window, qtbot):
+    window.session.set_recipe(window.session.recipe.replace(train__max_steps=12, train__evaluate_test=False))
+    window.train()
+    qtbot.waitUntil(lambda: not window.controller.active and window.trainer_state() == "finished", timeout=60000)
+    window.timeline.refresh()
+    window._update_timeline_bar()
+    assert window.timeline.timeline.keyframe_steps() == list(range(13))
+    seen = []
+    window.session.weights_changed.connect(lambda snapshot: seen.append(snapshot.step))
+    assert window.seek(5) == 5 and window.shown_step() == 5 and seen == [5]
+    slider = window.findChild(QSlider, "timelineSlider")
+    assert slider.value() == 5 and slider.maximum() == 12
+    assert window.curves.shown_step_marker() == 5 and "step 5" in window.live_label.text()
+    probabilities_at_5 = window.session.predict(np.zeros((28, 28), np.float32))
+    window.timeline.go_live()
+    assert window.shown_step() == 12 and window.curves.shown_step_marker() is None and window.live_label.text() == ""
+    assert not np.allclose(window.session.predict(np.zeros((28, 28), np.float32)), probabilities_at_5)
+    slider.setValue(3)  # dragging the slider seeks too
+    assert window.shown_step() == 3
+
+
+def test_an_opened_run_shows_the_nearest_anchor_then_the_exact_step(window, qtbot, sparse_run):
+    assert window.open_run(str(sparse_run))
+    assert window.timeline.timeline.keyframe_steps() == [0, 5, 10]  # no keyframes fit: the anchors
+    assert window.seek(7) == 5 and window.timeline.shown_precision == "exact"  # an anchor is exact
+    with qtbot.waitSignal(window.timeline.exact_finished, timeout=60000) as finished:
+        window.seek(7, exact=True)
+    assert finished.args == [True] and window.shown_step() == 7 and window.timeline.shown_precision == "exact"
+    for name, value in straight_weights(7).items():
+        assert torch.equal(window.session.model.state_dict()[name], value), name
+
+
+def test_a_run_written_by_a_headless_trainer_is_followed_live(window, qtbot, tmp_path):
+    out = tmp_path / "elsewhere"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    trainer = subprocess.Popen([sys.executable, "-m", "cnnviz", "train", "--preset", "cntk-conv", "--subset", "600",
+                                "--epochs", "400", "--threads", "1", "--out", str(out), "--json"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        qtbot.waitUntil(lambda: (out / "run.json").is_file() and (out / "events.jsonl").is_file(), timeout=60000)
+        assert window.open_run(str(out), follow=True)
+        qtbot.waitUntil(lambda: window.session.history.steps > 30 and window.session.weights_step > 0, timeout=60000)
+        assert window.trainer_state() == "running" and window.controller.following is not None
+        assert window.session.spec.to_dict()["layers"] == get_preset("cntk-conv").spec.named().to_dict()["layers"]
+        steps_before = window.session.history.steps
+        qtbot.waitUntil(lambda: window.session.history.steps > steps_before + 20, timeout=30000)  # it goes on
+        window.timeline.refresh()
+        assert window.timeline.timeline is not None and window.timeline.timeline.keyframe_steps()
+        window.close()  # closing the window leaves the trainer training
+        assert trainer.poll() is None
+    finally:
+        trainer.kill()
+        trainer.wait(10)
