@@ -56,6 +56,7 @@ class FeatureMapsView(QWidget):
         self._rng = np.random.default_rng()
         self._last_refresh_cost = 0.0  # seconds the last recompute took
         self._last_refresh_end = 0.0  # time.perf_counter() when it ended
+        self._last_refresh = 0.0  # time.monotonic() of the last redraw
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._refresh)
@@ -133,12 +134,15 @@ class FeatureMapsView(QWidget):
 
     # -- session signals -------------------------------------------------------------------------------
     def _schedule(self, delay_ms: int) -> None:
+        """Redraw soon: at once when the last redraw is at least `delay_ms` old (the first of a burst, e.g. a
+        step shown from the timeline, is drawn without waiting), else when it will be."""
         if not self.isVisible():
             self._dirty = True  # hidden: no work; showEvent catches up
             return
-        if not self._timer.isActive() or self._timer.remainingTime() > delay_ms:
-            # an urgent refresh (a new input) does not wait behind a throttled one (new weights)
-            self._timer.start(delay_ms)
+        wait = max(0, int(delay_ms - (time.monotonic() - self._last_refresh) * 1000))
+        if not self._timer.isActive() or self._timer.remainingTime() > wait:
+            # an urgent refresh (a new input, a new model) does not wait behind a throttled one (new weights)
+            self._timer.start(wait)
 
     def _on_input_changed(self, image) -> None:
         # At once, unless inputs come faster than the view can draw them (a pen moving over a big
@@ -204,6 +208,7 @@ class FeatureMapsView(QWidget):
             self._dirty = True
             return
         self._dirty = False
+        self._last_refresh = time.monotonic()
         self._show_input()
         image = self.session.selected_input
         if image is None:

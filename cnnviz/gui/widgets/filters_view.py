@@ -6,6 +6,8 @@ over the last epoch. Redraws are coalesced to at most 5 per second and skipped w
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
@@ -129,6 +131,7 @@ class FiltersView(QWidget):
         # timeline, so that a step shown from the past has its own epoch's changes
         self.baseline_at = None
         self._shown = None
+        self._last_refresh = 0.0  # time.monotonic() of the last redraw
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._refresh)
@@ -180,12 +183,15 @@ class FiltersView(QWidget):
 
     # -- session signals -------------------------------------------------------------------------------
     def _schedule(self, delay_ms: int) -> None:
+        """Redraw soon: at once when the last redraw is at least `delay_ms` old (the first of a burst, e.g. a
+        step shown from the timeline, is drawn without waiting), else when it will be."""
         if not self.isVisible():
-            self._dirty = True
+            self._dirty = True  # hidden: no work; showEvent catches up
             return
-        if not self._timer.isActive() or self._timer.remainingTime() > delay_ms:
-            # an urgent refresh (a new model, an epoch's changes) does not wait behind a throttled one
-            self._timer.start(delay_ms)
+        wait = max(0, int(delay_ms - (time.monotonic() - self._last_refresh) * 1000))
+        if not self._timer.isActive() or self._timer.remainingTime() > wait:
+            # an urgent refresh (a new input, a new model) does not wait behind a throttled one (new weights)
+            self._timer.start(wait)
 
     def _on_weights_changed(self, snapshot) -> None:
         self._schedule(_DELAY_MS)
@@ -247,6 +253,7 @@ class FiltersView(QWidget):
             self._dirty = True
             return
         self._dirty = False
+        self._last_refresh = time.monotonic()
         layers = conv_weights(self.session.model)
         key = tuple((name, w.shape) for name, w in layers)
         if key != self._layout_key:

@@ -123,6 +123,10 @@ class TimelineBar(QWidget):
     def set_live(self, live: bool, exact_available: bool) -> None:
         """Live shows the newest weights; Exact is for a step shown from the past of a run that can recompute."""
         self.exact_button.setEnabled(bool(self._keyframes) and exact_available and not live)
+        self.exact_button.setToolTip(
+            "Recompute the weights of exactly this step from the anchor before it (E)" if exact_available else
+            "This run cannot recompute its steps exactly (trained on a GPU, whose kernels are not deterministic, or "
+            "saved without a timeline): the nearest stored step is shown")
         self.live_button.setEnabled(not live)
 
     def show_step(self, step: int, epoch: int, precision: str) -> None:
