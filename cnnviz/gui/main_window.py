@@ -371,13 +371,15 @@ class MainWindow(QMainWindow):
         if not before:
             return None
         start = before[-1]
-        cached = getattr(self, "_baseline_cache", None)
-        if cached is None or cached[0] != (id(t), start):
+        cache = self.__dict__.setdefault("_baselines", {})  # (timeline, step) -> conv weights: read once each
+        key = (id(t), start)
+        if key not in cache:
+            if len(cache) > 64:
+                cache.clear()
             weights = t.weights(start)
-            conv = {k[len("layers."):-len(".weight")]: v for k, v in weights.items()
-                    if k.startswith("layers.") and k.endswith(".weight") and v.ndim == 4}
-            self._baseline_cache = cached = ((id(t), start), conv)
-        return starts.index(start) + 1, start, cached[1]
+            cache[key] = {k[len("layers."):-len(".weight")]: v for k, v in weights.items()
+                          if k.startswith("layers.") and k.endswith(".weight") and v.ndim == 4}
+        return starts.index(start) + 1, start, cache[key]
 
     # -- what the experiment controller reports ---------------------------------------------------------
     @Slot(str)

@@ -110,8 +110,15 @@ class TimelineModel(QObject):
         self.shown_step_changed.emit(step)
 
     def _show_evaluation(self, step: int) -> None:
+        """The nearest recorded evaluation at or before `step` (read and shown only when it is another one)."""
+        t = self.timeline
+        recorded = sorted(s for s, e in t.evaluations.items() if "file" in e) if t is not None else []
+        nearest = max((s for s in recorded if s <= step), default=None)
+        shown = self.session.evaluation
+        if nearest is not None and shown is not None and shown.step == nearest and not self.session.live:
+            return
         try:
-            evaluation = self.timeline.evaluation_at(step) if self.timeline is not None else None
+            evaluation = t.evaluation_at(step) if t is not None else None
         except CnnvizError:
             evaluation = None
         self.session.show_evaluation(evaluation)

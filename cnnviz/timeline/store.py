@@ -166,6 +166,18 @@ def decode_keyframe(raw: bytes, where: str = "keyframe") -> dict[str, np.ndarray
     return out
 
 
+def anchor_weights(raw: bytes, where: str = "anchor") -> dict[str, np.ndarray]:
+    """The model weights in an anchor's bytes (a checkpoint file), float32, for display."""
+    try:
+        tensors = st_load(raw)
+    except (SafetensorError, ValueError) as exc:
+        raise CheckpointError(f"{where}: not a readable anchor ({exc})") from None
+    weights = {k[len("model."):]: v.numpy() for k, v in tensors.items() if k.startswith("model.")}
+    if not weights:
+        raise CheckpointError(f"{where}: an anchor without weights")
+    return weights
+
+
 def keyframe_bytes(state: dict[str, np.ndarray], precision: str) -> int:
     """About how large a keyframe of `state` is at `precision` (what the byte budget plans with)."""
     values = sum(int(np.asarray(v).size) for v in state.values())
