@@ -11,7 +11,7 @@ from cnnviz.presets import DEFAULT_PRESET
 
 
 def create_window(argv: list[str] | None = None, run: str | None = None, data_dir: str | None = None,
-                  follow: bool = False):
+                  follow: bool = False, compare: str | None = None):
     """Build and show the main window (creating the QApplication if needed) without entering the event loop.
 
     `run`: a saved run to open in it; `data_dir`: a folder of IDX files to open it on instead of the embedded
@@ -39,6 +39,8 @@ def create_window(argv: list[str] | None = None, run: str | None = None, data_di
             read_header(Path(run))
         else:
             checkpoint = load_checkpoint(run)  # a bad run is a one-line error, not a window with a banner
+        if compare is not None:
+            load_checkpoint(compare)
     preset, recipe = settings.load_experiment()
     if preset not in PRESETS or recipe is None:
         preset, recipe = (preset if preset in PRESETS else DEFAULT_PRESET), None
@@ -64,6 +66,8 @@ def create_window(argv: list[str] | None = None, run: str | None = None, data_di
         window.show_message("warning", notice)
     if checkpoint is not None or follow:
         window.open_run(str(run), follow=follow)
+    if compare is not None:
+        window.compare_with(str(compare))
     return window
 
 
@@ -90,7 +94,7 @@ def freeze_startup_objects() -> None:
 
 
 def run_app(argv: list[str] | None = None, run: str | None = None, data_dir: str | None = None,
-            follow: bool = False) -> int:
+            follow: bool = False, compare: str | None = None) -> int:
     """Open the window (on a saved run, or a folder of data) and run the event loop until it closes."""
     from PySide6.QtWidgets import QApplication
 
@@ -98,7 +102,7 @@ def run_app(argv: list[str] | None = None, run: str | None = None, data_dir: str
 
     from PySide6.QtCore import QTimer
 
-    window = create_window(argv, run=run, data_dir=data_dir, follow=follow)
+    window = create_window(argv, run=run, data_dir=data_dir, follow=follow, compare=compare)
     freeze_startup_objects()
     app = QApplication.instance()
     app.aboutToQuit.connect(window.controller.shutdown)

@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("open", help="open a saved run in the window (or follow one that is training)")
     p.add_argument("run", help="a run folder or checkpoint file")
+    p.add_argument("compare", nargs="?", help="a second run to compare with, side by side")
     p.add_argument("--follow", action="store_true",
                    help="follow the run live while another process (cnnviz train --out) writes it")
     p.add_argument("--data-dir", dest="open_data_dir", metavar="DIR",
@@ -469,7 +470,8 @@ def cmd_download(args) -> int:
 def cmd_open(args) -> int:
     from cnnviz.app import run_app
 
-    return run_app(run=args.run, data_dir=_absolute(args.open_data_dir or args.window_data_dir), follow=args.follow)
+    return run_app(run=args.run, data_dir=_absolute(args.open_data_dir or args.window_data_dir), follow=args.follow,
+                   compare=args.compare)
 
 
 def cmd_info(args) -> int:

@@ -12,11 +12,14 @@ from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMessag
 from cnnviz.config import Recipe
 from cnnviz.data.prepare import PreparedData
 from cnnviz.gui import settings
+from cnnviz.gui.compare_controller import CompareController
 from cnnviz.gui.data_loader import DataLoader
 from cnnviz.gui.experiment_controller import ExperimentController
 from cnnviz.gui.session import Session
 from cnnviz.gui.timeline_model import TimelineModel
 from cnnviz.gui.training_controller import TrainingController
+from cnnviz.gui.widgets.compare_setup import CompareSetup
+from cnnviz.gui.widgets.compare_view import CompareView
 from cnnviz.gui.widgets.conv_playground import ConvPlayground
 from cnnviz.gui.widgets.curves_view import CurvesView
 from cnnviz.gui.widgets.draw_panel import DrawPanel
@@ -30,7 +33,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.formatting import format_seconds
 from cnnviz.gui.widgets.run_controls import RunControls
 from cnnviz.gui.widgets.timeline_bar import TimelineBar
-from cnnviz.gui.window_menus import build_menus
+from cnnviz.gui.window_menus import add_run_to_curves, build_menus
 from cnnviz.models import spec_for_data
 from cnnviz.presets import DEFAULT_PRESET, get_preset
 from cnnviz.training.messages import FINISHED, PAUSED, RUNNING, STOPPED, FitResult, StepMetrics
@@ -82,6 +85,10 @@ class MainWindow(QMainWindow):
         self.controls = RunControls()
         self.timeline = TimelineModel(s, self)
         self.timeline_bar = TimelineBar()
+        self.compare = CompareController(s, self.controller, self.timeline, self.curves.overlays, self)
+        self.compare_view = CompareView(s, self.compare.session)
+        self.compare_setup = CompareSetup()
+        self.experiment.add_section(self.compare_setup)
         self._train_tips = (self.controls.train_button.toolTip(), self.controls.step_button.toolTip())
 
     def _build_toolbar(self) -> None:
@@ -129,6 +136,7 @@ class MainWindow(QMainWindow):
             "evaluation": self._dock("Evaluation", "evaluationDock", self.evaluation, right, scrolls=True),
             "model": self._dock("Model", "modelDock", self.model_editor, right, scrolls=True),
             "playground": self._dock("Convolution", "playgroundDock", self.playground, right, scrolls=True),
+            "compare": self._dock("Compare", "compareDock", self.compare_view, right, scrolls=True),
         }
         d = self.docks
         d["experiment"].setMinimumWidth(320)
@@ -136,6 +144,7 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(d["curves"], d["feature_maps"], Qt.Orientation.Vertical)
         self.tabifyDockWidget(d["curves"], d["evaluation"])
         self.tabifyDockWidget(d["curves"], d["model"])
+        self.tabifyDockWidget(d["curves"], d["compare"])
         self.tabifyDockWidget(d["feature_maps"], d["filters"])
         self.tabifyDockWidget(d["feature_maps"], d["playground"])
         d["curves"].raise_()
@@ -200,6 +209,10 @@ class MainWindow(QMainWindow):
         self.loader.progress.connect(self._on_load_progress)
         self.loader.busy_changed.connect(self._on_loader_busy)
         self._connect_timeline()
+        self.compare_setup.train_both_requested.connect(self.train_variant)
+        self.compare_setup.stop_requested.connect(self.compare.close)
+        self.compare.changed.connect(self._on_compare_changed)
+        self.curves.run_list.add_requested.connect(lambda: add_run_to_curves(self))
 
     def _connect_timeline(self) -> None:
         t, bar = self.timeline, self.timeline_bar
@@ -236,6 +249,42 @@ class MainWindow(QMainWindow):
     def shown_step(self) -> int:
         """The step of the weights every view shows."""
         return self.session.weights_step
+
+    # -- comparing two runs ------------------------------------------------------------------------------
+    def compare_with(self, path: str) -> bool:
+        """Show the saved run at `path` beside this one (the compare dock, and its curves over these)."""
+        return self.compare.open(str(path))
+
+    def train_variant(self, change: str, value) -> bool:
+        """Train this run (A) and one that differs in `change` (B) side by side, on identical batches."""
+        if self.loader.busy or self._refuse_for_data_problem():
+            return False
+        self.banner.dismiss()
+        self.controller.run_name = self.preset_name
+        return self.compare.train_variant(change, value)
+
+    def add_run_to_curves(self, path: str) -> bool:
+        """Overlay the curves of a saved run (any number of them); False, with a message, for a bad one."""
+        from cnnviz.timeline.reader import RunTimeline
+
+        try:
+            timeline = RunTimeline.open(path)
+        except CnnvizError as exc:
+            self.show_message("error", f"Could not add the run: {exc}")
+            return False
+        name = timeline.header.get("name") or Path(path).name
+        self.curves.overlays.add(str(name), timeline.history)
+        self.docks["curves"].raise_()
+        return True
+
+    @Slot()
+    def _on_compare_changed(self) -> None:
+        c = self.compare
+        self.compare_setup.set_comparing(c.active, c.label)
+        if c.active:
+            self.compare_view.set_names(self.preset_name, c.name, c.label)
+            self.docks["compare"].show()
+            self.docks["compare"].raise_()
 
     @property
     def preset_name(self) -> str:
@@ -527,6 +576,7 @@ class MainWindow(QMainWindow):
         settings.save_experiment(self.preset_name, self.session.recipe)
         self.loader.shutdown()
         self.timeline.shutdown()
+        self.compare.shutdown()
         self.controller.shutdown()
         self.controller.dispose()
         super().closeEvent(event)

@@ -46,6 +46,7 @@ class TrainingController(QObject):
         self.marker_path = self.run_folder.marker
         self.run_name = "run"  # what the run is called in its folder's summary (the window sets the preset)
         self.following: Path | None = None  # the run folder followed (written by another process), if any
+        self.job_threads: int | None = None  # torch threads of the training process (None: cores - 1)
         self._offered: RunFolder | None = None
 
     # -- state -----------------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ class TrainingController(QObject):
         else:
             s.reset_history()
         self.run_folder = self._folder_for(resume)
-        job = TrainingJob(spec=s.spec.to_dict(), recipe=recipe, resume_from=resume,
+        job = TrainingJob(spec=s.spec.to_dict(), recipe=recipe, resume_from=resume, threads=self.job_threads,
                           run_dir=str(self.run_folder.path), name=self.run_name, start_paused=paused)
         self.resume_from = None
         try:  # the marker, locked while the run lasts, tells a crash from a run still going

@@ -44,6 +44,10 @@ def build_menus(window: QMainWindow) -> dict[str, QAction]:
         "Open a saved run folder (or a checkpoint file), scrub its timeline and continue it")
     add(file_menu, "follow", "&Follow run…", lambda: follow_run(window), "Ctrl+Shift+O",
         "Show a run that another process (cnnviz train --out) is training into a folder, live")
+    add(file_menu, "compare", "&Compare with run…", lambda: compare_with_run(window), "Ctrl+Shift+C",
+        "Show a saved run beside this one: side by side at the same step, its curves over these")
+    add(file_menu, "add_curves", "Add run to the &curves…", lambda: add_run_to_curves(window), None,
+        "Overlay the curves of a saved run (as many as you like)")
     add(file_menu, "save", "&Save run as…", lambda: save_run(window), "Ctrl+S",
         "Save weights, optimizer state, history and recipe")
     export = file_menu.addMenu("&Export")
@@ -85,6 +89,18 @@ def open_run(window) -> None:
         path, _ = QFileDialog.getOpenFileName(window, "Open run checkpoint", "", RUN_FILTER + ";;All files (*)")
     if path:
         window.open_run(path)
+
+
+def compare_with_run(window) -> None:
+    path = QFileDialog.getExistingDirectory(window, "Compare with run folder")
+    if path:
+        window.compare_with(path)
+
+
+def add_run_to_curves(window) -> None:
+    path = QFileDialog.getExistingDirectory(window, "Add a run folder's curves")
+    if path:
+        window.add_run_to_curves(path)
 
 
 def follow_run(window) -> None:

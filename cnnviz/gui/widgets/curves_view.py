@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSpli
 
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.widgets.curve_items import GridAxis, StepCurve
+from cnnviz.gui.widgets.run_overlays import RunList, RunOverlays
 from cnnviz.training.history import WINDOW, History, Series, trailing_mean  # noqa: F401 (re-exported)
 
 __all__ = ["CurvesView", "HistoryColumns", "WINDOW", "trailing_mean"]
@@ -220,9 +221,12 @@ class CurvesView(QWidget):
             split.addWidget(plot)
             split.setStretchFactor(split.count() - 1, stretch)
         split.setSizes([500, 400, 200])
+        self.overlays = RunOverlays(self)  # other runs drawn over this one (compare, "Add run")
+        self.run_list = RunList(self.overlays)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
+        layout.addWidget(self.run_list)
         layout.addWidget(split, 1)
 
     # -- session signals -------------------------------------------------------------------------------
@@ -235,6 +239,10 @@ class CurvesView(QWidget):
 
     def _on_steps_added(self, batch) -> None:
         self._schedule()  # the steps are in the session's history already
+
+    def overlays_changed(self) -> None:
+        """An overlaid run gained steps: redraw with the next coalesced redraw."""
+        self._schedule()
 
     def _on_epoch_ended(self, metrics) -> None:
         self._markers_dirty = True
@@ -276,6 +284,7 @@ class CurvesView(QWidget):
         if self._markers_dirty:
             self._markers_dirty = False
             self._draw_markers()
+        self.overlays.redraw()
         # Fit the auto-ranges now: fitted when the scene prepares to paint (pyqtgraph's default), the
         # new range changes the items again and every plot is painted twice per redraw. The loss plot
         # goes last again: fitting the x-linked plots echoes their x range back to it.

@@ -146,6 +146,7 @@ class ExperimentPanel(QWidget):
         column.addWidget(self._optimizer_group())
         column.addWidget(self._training_group())
         column.addStretch(1)
+        self._column = column
         width = max(label.sizeHint().width() for label in self._labels)
         for label in self._labels:  # one label column across the groups, so the fields line up
             label.setMinimumWidth(width)
@@ -355,6 +356,10 @@ class ExperimentPanel(QWidget):
     def data_problem(self) -> str:
         """The message under the dataset chooser ("" when there is none)."""
         return self.data_problem_label.text() if not self.data_problem_label.isHidden() else ""
+
+    def add_section(self, widget: QWidget) -> None:
+        """Another group below the recipe's (the comparison's setup), in the same scroll area."""
+        self._column.insertWidget(self._column.count() - 1, widget)
 
     def set_running(self, running: bool) -> None:
         """Lock everything but learning rate and batch size while a run trains."""
