@@ -104,6 +104,9 @@ class RunTimeline:
             elif kind == "epoch":
                 metrics = EpochMetrics(**{k: v for k, v in event.items() if k in _EPOCH_FIELDS})
                 self.history.epochs.append(metrics)
+                test = self.evaluations.get(metrics.step)  # the epoch's test evaluation is recorded before it
+                if test is not None and len(self.history.test_accuracy) < len(self.history.epochs):
+                    self.history.test_accuracy.append(float(test["accuracy"]))
             elif kind == "eval" and event.get("split") == "test":
                 step = int(event["step"])
                 self.evaluations[step] = event

@@ -100,6 +100,7 @@ def test_the_recorded_run_holds_every_step_epoch_anchor_and_statistic(recorded):
     assert timeline.keyframe_steps() == list(range(16))  # a short run: every step, within the budget
     assert timeline.state == "finished" and timeline.ended["status"] == "finished"
     assert sorted(timeline.evaluations) == [5, 10, 15]
+    assert timeline.history.test_accuracy == [timeline.evaluations[s]["accuracy"] for s in (5, 10, 15)]
     saved = json.loads((recorded / "run.json").read_text())
     assert saved["format_version"] == 2 and saved["spec"]["layers"] and saved["versions"]["torch"]
     evaluation = timeline.evaluation_at(12)
