@@ -530,7 +530,9 @@ def cmd_export(args) -> int:
                   f"{', '.join(map(str, r.input_shape))}) in [0, 1], output 'scores' (N, {len(r.class_names)})")
 
     def steps_written(what: str, step: int, last: int) -> None:
-        if not args.json and last > 2000:  # a long run's per-step curves take a few seconds
+        now = time.monotonic()  # a long run's per-step curves take a while: a line every few seconds
+        if not args.json and last > 2000 and (now - progress._last >= progress.interval or step == last):
+            progress._last = now
             progress._write(f"{what}: step {step:,}/{last:,}")
 
     if args.tensorboard:

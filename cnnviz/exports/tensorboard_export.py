@@ -22,7 +22,8 @@ exporting a run again replaces its event files there (they are written aside fir
 
 Writer: tensorboardX (an 88 kB wheel needing only protobuf, plus pillow for the images), not
 ``torch.utils.tensorboard``, which needs the whole tensorboard package (44 MB of wheels with grpcio and
-its web server) only to write files.
+its web server) only to write files. Its FileWriter and summary builders are used (not SummaryWriter's
+``add_*``), so that all the scalars of a step are one event.
 """
 from __future__ import annotations
 
@@ -97,69 +98,87 @@ def export_tensorboard(run, logdir, max_pictures: int = MAX_PICTURES, progress: 
 
 
 def _write(folder: Path, timeline, result: TensorBoardExport, max_pictures: int, progress: Progress | None) -> None:
-    from tensorboardX import SummaryWriter
+    # tensorboardX's FileWriter and summary builders rather than SummaryWriter.add_scalar: a step's scalars go
+    # out as one event, which writes a long run in a third of the time (60,000 steps: 12 s of CPU, not 31 s).
+    from tensorboardX import FileWriter
+    from tensorboardX import summary as build
 
     later = _by_step(timeline, max_pictures)  # step -> what is written at that step besides the step's curves
     history = timeline.history
     curves = (("train/loss", history.step_loss.values), ("train/accuracy", history.step_accuracy.values),
               ("train/learning_rate", history.step_lr.values))
-    last = max([history.steps, *later] or [0])
-    writer = SummaryWriter(str(folder), max_queue=1000, flush_secs=3600)
+    steps = sorted(set(range(1, history.steps + 1)) | set(later))
+    last = steps[-1] if steps else 0
+    writer = FileWriter(str(folder), max_queue=1000, flush_secs=3600)
     try:
-        _description(writer, timeline)
-        for step in range(0, last + 1):  # in step order, as a training job writes them
-            if 1 <= step <= history.steps:
-                for tag, values in curves:
-                    result.scalars += _scalar(writer, tag, values[step - 1], step)
+        text = _description(timeline)
+        if text:
+            writer.add_summary(build.text("run/description", text), 0)
+        for step in steps:  # in step order, as a training job writes them
+            scalars = [(tag, values[step - 1]) for tag, values in curves] if 1 <= step <= history.steps else []
             for kind, item in later.get(step, ()):
                 if kind == "scalar":
-                    result.scalars += _scalar(writer, item[0], item[1], step)
+                    scalars.append(item)
                 elif kind == "stats":
-                    _stats(writer, item, step, result)
+                    scalars.extend(_stats(writer, build, item, step, result))
                 else:
-                    _pictures(writer, timeline, step, result)
-            if progress is not None and (step % 2000 == 0 or step == last):
+                    _pictures(writer, build, timeline, step, result)
+            if scalars:
+                result.scalars += _scalars(writer, scalars, step)
+            if progress is not None and (step % 2000 == 0 or step == last):  # (every step has its curves)
                 progress("writing TensorBoard events", step, last)
     finally:
         writer.close()
 
 
 def _by_step(timeline, max_pictures: int) -> dict[int, list[tuple[str, object]]]:
+    """What is written at each step besides its curves: epoch figures, test evaluations, statistics, filters.
+    A record whose step is not one of the run's (a damaged line) is left out."""
     later: dict[int, list[tuple[str, object]]] = defaultdict(list)
+    last = max(timeline.history.steps, timeline.last_step)
+
+    def add(step, kind: str, item) -> None:
+        if isinstance(step, (int, np.integer)) and not isinstance(step, bool) and 0 <= step <= last:
+            later[int(step)].append((kind, item))
+
     for e in timeline.history.epochs:
-        if e.step is None:
-            continue
         for tag, value in (("epoch/train_loss", e.train_loss), ("epoch/train_accuracy", e.train_accuracy),
                            ("epoch/validation_loss", e.val_loss), ("epoch/validation_accuracy", e.val_accuracy)):
-            later[int(e.step)].append(("scalar", (tag, value)))
+            add(e.step, "scalar", (tag, value))
     for step, event in sorted(timeline.evaluations.items()):
-        later[int(step)].append(("scalar", ("test/accuracy", event.get("accuracy"))))
-        later[int(step)].append(("scalar", ("test/loss", event.get("loss"))))
+        add(step, "scalar", ("test/accuracy", event.get("accuracy")))
+        add(step, "scalar", ("test/loss", event.get("loss")))
     for record in timeline.stats:
-        later[int(record["step"])].append(("stats", record["layers"]))
+        add(record.get("step"), "stats", record["layers"])
     for step in spread(timeline.keyframe_steps(), max_pictures):
-        later[step].append(("pictures", None))
+        add(step, "pictures", None)
     return later
 
 
-def _scalar(writer, tag: str, value, step: int) -> int:
-    if not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
-        return 0
-    writer.add_scalar(tag, float(value), step)
-    return 1
+def _scalars(writer, scalars: list[tuple[str, object]], step: int) -> int:
+    """Write the finite ones of `scalars` ((tag, value) pairs) as one event at `step`; returns how many."""
+    from tensorboardX.proto.summary_pb2 import Summary
+
+    values = [Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars
+              if isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v)]
+    if values:
+        writer.add_summary(Summary(value=values), step)
+    return len(values)
 
 
-def _stats(writer, layers: dict, step: int, result: TensorBoardExport) -> None:
+def _stats(writer, build, layers: dict, step: int, result: TensorBoardExport) -> list[tuple[str, object]]:
+    """Write a statistics record's histograms; returns its scalar figures as (tag, value) pairs."""
+    scalars = []
     for layer, figures in layers.items():
         if not isinstance(figures, dict):
             continue
-        for key in STAT_SCALARS:
-            result.scalars += _scalar(writer, f"{key}/{layer}", figures.get(key), step)
+        scalars.extend((f"{key}/{layer}", figures.get(key)) for key in STAT_SCALARS)
         for key, prefix in HISTOGRAMS:
             raw = _raw_histogram(figures.get(key))
             if raw is not None:
-                writer.add_histogram_raw(f"{prefix}/{layer}", global_step=step, **raw)
+                writer.add_summary(build.histogram_raw(f"{prefix}/{layer}", **raw), step)
                 result.histograms += 1
+    return scalars
 
 
 def _raw_histogram(h) -> dict | None:
@@ -181,7 +200,7 @@ def _raw_histogram(h) -> dict | None:
             "bucket_counts": counts.tolist()}
 
 
-def _pictures(writer, timeline, step: int, result: TensorBoardExport) -> None:
+def _pictures(writer, build, timeline, step: int, result: TensorBoardExport) -> None:
     from cnnviz.errors import CnnvizError
     from cnnviz.exports.pictures import filter_picture
 
@@ -193,16 +212,16 @@ def _pictures(writer, timeline, step: int, result: TensorBoardExport) -> None:
     for key, w in weights.items():
         if key.endswith(".weight") and np.ndim(w) == 4 and 0 not in np.shape(w):  # a conv layer's filters
             layer = key.split(".")[-2]
-            writer.add_image(f"filters/{layer}", filter_picture(w), step, dataformats="HWC")
+            writer.add_summary(build.image(f"filters/{layer}", filter_picture(w), dataformats="HWC"), step)
             result.images += 1
 
 
-def _description(writer, timeline) -> None:
+def _description(timeline) -> str:
+    """The run's model and recipe as Markdown (empty for a run without a run.json)."""
     header = timeline.header if isinstance(timeline.header, dict) else {}
     keep = {k: header[k] for k in ("name", "spec", "recipe", "class_names", "normalization", "params", "device",
                                    "versions") if k in header}
-    if keep:
-        writer.add_text("run/description", "```\n" + json.dumps(keep, indent=2) + "\n```", 0)
+    return "```\n" + json.dumps(keep, indent=2) + "\n```" if keep else ""
 
 
 def spread(steps, n: int) -> list[int]:

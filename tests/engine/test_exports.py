@@ -214,12 +214,13 @@ def test_filter_images_are_spread_on_a_log_scale():
     assert spread([5, 1, 3], 50) == [1, 3, 5]
 
 
-def test_a_damaged_statistics_record_is_skipped(scaled_run, tmp_path, capsys):
+def test_damaged_statistics_records_are_skipped(scaled_run, tmp_path, capsys):
     run = shutil.copytree(scaled_run, tmp_path / "damaged")
+    damaged = {"conv1": {"weight_hist": {"counts": "x"}, "grad_hist": {"counts": [1], "low": 2, "high": 1}},
+               "conv2": 5}
     with open(run / "events.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"t": "stats", "step": 10, "layers": {"conv1": {"weight_hist": {"counts": "x"},
-                                                                  "grad_hist": {"counts": [1], "low": 2, "high": 1}},
-                                                                  "conv2": 5}}) + "\n")
+        for step in (10, "x", 10 ** 12, -3):  # bad figures; steps that are no step of the run (never a hang)
+            fh.write(json.dumps({"t": "stats", "step": step, "layers": damaged}) + "\n")
     code, text, err = cli(capsys, "export", run, "--tensorboard", tmp_path / "tb", "--json")
     assert code == 0, err
     assert json.loads(text)["tensorboard"]["histograms"] == 6 * len(RunTimeline.open(scaled_run).stats)
