@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnviz.errors import CheckpointError
 from cnnviz.exports.outputs import ExportError, need, output_file, write_bytes
 
 INPUT_NAME, OUTPUT_NAME = "pixels", "scores"
@@ -76,10 +77,16 @@ def export_onnx(run, out, step: int | None = None, progress: Callable[[int, int]
     requirements()
     out = output_file(out, "the ONNX file", ".onnx")
     timeline = RunTimeline.open(run)
-    checkpoint = load_checkpoint(resolve_checkpoint_path(run))
-    step = checkpoint.step if step is None else int(step)
-    weights, source = weights_at(timeline, checkpoint, step, progress, cancel)
-    model = _model(checkpoint, weights)
+    try:
+        checkpoint, label = load_checkpoint(resolve_checkpoint_path(run)), "the run's checkpoint"
+    except CheckpointError:
+        if not timeline.has_timeline or not timeline.anchors:
+            raise
+        last_anchor = max(timeline.anchors)  # a run that ended before its first save: its last anchor
+        checkpoint, label = timeline.load_anchor(last_anchor), f"the anchor at step {last_anchor}"
+    step = max(timeline.last_step, checkpoint.step) if step is None else int(step)
+    weights, source = weights_at(timeline, checkpoint, step, progress, cancel, label)
+    model = _model(checkpoint, weights, step)
     name = run_name(run)
     metadata = {
         "run": name, "step": str(step), "class_names": json.dumps(list(checkpoint.class_names)),
@@ -97,24 +104,29 @@ def export_onnx(run, out, step: int | None = None, progress: Callable[[int, int]
                       len(payload))
 
 
-def _model(checkpoint, weights: dict[str, torch.Tensor]) -> nn.Module:
+def _model(checkpoint, weights: dict[str, torch.Tensor], step: int) -> nn.Module:
     from cnnviz.models import build_model
 
     model = build_model(checkpoint.spec)
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, ValueError) as exc:  # a damaged keyframe: missing tensors, other shapes
+        detail = str(exc).strip().splitlines()[-1].strip()[:300] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"the stored weights of step {step} do not fit the run's model ({detail})") from None
     return model.eval()
 
 
-def weights_at(timeline, checkpoint, step: int, progress=None, cancel=None) -> tuple[dict[str, torch.Tensor], str]:
-    """The exact weights of `step` and where they came from: the checkpoint, an anchor or a float32 keyframe
-    (stored exactly), else recomputed from the nearest anchor before the step."""
+def weights_at(timeline, checkpoint, step: int, progress=None, cancel=None,
+               label: str = "the run's checkpoint") -> tuple[dict[str, torch.Tensor], str]:
+    """The exact weights of `step` and where they came from: `checkpoint` (called `label`), an anchor or a
+    float32 keyframe (stored exactly), else recomputed from the nearest anchor before the step."""
     from cnnviz.timeline.replay import exact_weights
 
     last = max(timeline.last_step, checkpoint.step)
     if not 0 <= step <= last:
         raise ExportError(f"step {step} is not in this run (it has steps 0 to {last})")
     if step == checkpoint.step:
-        return dict(checkpoint.model_state), "the run's checkpoint"
+        return dict(checkpoint.model_state), label
     if not timeline.has_timeline:
         raise ExportError(f"this run has no timeline (trained with --no-timeline, or a bare checkpoint): only its "
                           f"last step, {checkpoint.step}, can be exported")

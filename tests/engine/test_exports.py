@@ -130,6 +130,33 @@ def test_onnx_at_a_step_between_anchors_is_that_steps_exact_weights(standardised
     assert np.abs(onnx_scores(last, pixels) - scores).max() > 1e-3  # the step matters
 
 
+def test_every_kind_of_layer_exports_and_answers_as_in_torch():
+    import onnxruntime
+
+    from cnnviz.exports.onnx_export import PixelsToScores, onnx_bytes
+    from cnnviz.models import ModelSpec, act, batchnorm, build_model, conv, dense, dropout
+    from cnnviz.models.spec import LayerSpec
+
+    spec = ModelSpec((
+        conv(4, 4, 2, "same"), batchnorm(), act("leaky_relu"),  # an even kernel: asymmetric "same" padding
+        LayerSpec("maxpool", kernel=3, stride=2, padding="same"), conv(6, 3, 1, 1, "elu"),
+        LayerSpec("avgpool", kernel=3, stride=2, padding="same"), act("tanh"), dropout(0.3),
+        dense(12, "sigmoid"), batchnorm(), dense(3),
+    ), input_shape=(1, 28, 28), num_classes=3)
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    for module in model.modules():  # batch norm statistics that are not the identity
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+    payload = onnx_bytes(model, 0.13, 0.31, (1, 28, 28), {"input": "pixels"})
+    pixels = torch.rand(5, 1, 28, 28)
+    session = onnxruntime.InferenceSession(payload, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = PixelsToScores(model, 0.13, 0.31)(pixels).numpy()
+    np.testing.assert_allclose(session.run(None, {"pixels": pixels.numpy()})[0], expected, atol=1e-5)
+
+
 def test_a_float32_keyframe_is_taken_as_it_is_stored_and_is_the_exact_step(scaled_run):
     timeline = RunTimeline.open(scaled_run)
     weights, source = weights_at(timeline, load_checkpoint(scaled_run), 3)
@@ -246,6 +273,27 @@ def test_a_run_without_a_timeline_exports_its_last_step_and_its_curves(bare_run,
     assert series(reader, "test/accuracy")[1].tolist() == pytest.approx(checkpoint.history.test_accuracy)
     assert reader.Tags()["histograms"] == []
     assert [i.step for i in reader.Images("filters/conv1")] == [checkpoint.step]
+
+
+def test_a_run_that_ended_before_its_checkpoint_exports_from_its_last_anchor(scaled_run, tmp_path, capsys):
+    run = shutil.copytree(scaled_run, tmp_path / "crashed")
+    (run / "checkpoint.safetensors").unlink()  # what a crash before the first save leaves: the timeline only
+    code, text, err = cli(capsys, "export", run, "--onnx", tmp_path / "m.onnx", "--tensorboard", tmp_path / "tb")
+    assert code == 0, err
+    assert "step 10 (the anchor at step 10)" in text
+    _, data, pixels = run_data(scaled_run)
+    np.testing.assert_allclose(onnx_scores(tmp_path / "m.onnx", pixels),
+                               load_checkpoint(scaled_run).build_model()(data.test.images).detach().numpy(), atol=1e-4)
+
+
+def test_a_keyframe_that_does_not_fit_the_model_is_one_line(scaled_run, tmp_path, capsys):
+    from cnnviz.timeline.store import encode_keyframe
+
+    run = shutil.copytree(scaled_run, tmp_path / "damaged")
+    (run / "keyframes" / "000000003.safetensors").write_bytes(
+        encode_keyframe({"layers.conv1.weight": np.zeros(3, np.float32)}, "float32"))
+    err = one_error_line(*cli(capsys, "export", run, "--onnx", tmp_path / "m.onnx", "--step", 3))
+    assert "the stored weights of step 3 do not fit the run's model" in err and not (tmp_path / "m.onnx").exists()
 
 
 def test_a_bare_checkpoint_file_exports_under_its_own_name(bare_run, tmp_path, capsys):
