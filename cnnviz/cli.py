@@ -1,4 +1,4 @@
-"""Headless sub-commands on the same engine as the window: presets, train, evaluate, predict, download.
+"""Headless sub-commands on the same engine as the window: presets, train, evaluate, predict, export, download.
 
 A user error (bad file, bad option, impossible spec) prints one line ``error: ...`` on stderr and exits
 with code 2; ``--debug`` shows the traceback instead.
@@ -77,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="what a run folder holds: steps, epochs, keyframes, statistics, size")
     p.add_argument("run", help="a run folder or checkpoint file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("export", help="take a run to other tools: its model as ONNX, its learning as TensorBoard "
+                       "event files", description="Export a run. Every output is checked before any work; "
+                       "several can be written at once. View a TensorBoard export with `tensorboard --logdir DIR` "
+                       "(pip install tensorboard).")
+    p.add_argument("run", help="a run folder or checkpoint file")
+    p.add_argument("--onnx", metavar="OUT.onnx", help="the model at --step as ONNX: input 'pixels', float32 (N, C, H, "
+                   "W) in [0, 1] as read from the files (the run's normalisation is inside), output 'scores' (logits)")
+    p.add_argument("--tensorboard", metavar="DIR", help="the whole run as TensorBoard event files in DIR/<run name>/ "
+                   "(curves, weight and gradient histograms, filters at keyframes); a second export replaces them")
+    p.add_argument("--step", type=int, metavar="N", help="the step of the --onnx model (default: the last; 0: the initial "
+                   "weights), recomputed exactly from the run's timeline")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of text")
 
     p = sub.add_parser("predict", help="classify an image file with a saved run")
     p.add_argument("checkpoint", help="a run folder or checkpoint file")
@@ -495,8 +508,52 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from cnnviz.exports import onnx_export, tensorboard_export
+    from cnnviz.exports.outputs import output_file, output_folder
+
+    if not (args.onnx or args.tensorboard):
+        raise CnnvizError("nothing to export: give --onnx OUT.onnx and/or --tensorboard DIR")
+    if args.step is not None and not args.onnx:
+        raise CnnvizError("--step chooses the step of the --onnx model; --tensorboard always writes the whole run")
+    if args.onnx:  # every package and output is checked before the slow part (recomputing a step)
+        onnx_export.requirements()
+        output_file(args.onnx, "--onnx", ".onnx")
+    if args.tensorboard:
+        tensorboard_export.requirements()
+        output_folder(args.tensorboard, "--tensorboard")
+    progress, done = _Progress(enabled=not args.json), {}
+    if args.onnx:
+        r = onnx_export.export_onnx(args.run, args.onnx, args.step, progress=progress.replay)
+        progress.finish()
+        done["onnx"] = {"path": str(r.path), "step": r.step, "weights": r.source, "bytes": r.bytes}
+        if not args.json:
+            print(f"wrote {r.path}: step {r.step} ({r.source}); input 'pixels' float32 (N, "
+                  f"{', '.join(map(str, r.input_shape))}) in [0, 1], output 'scores' (N, {len(r.class_names)})")
+
+    def steps_written(what: str, step: int, last: int) -> None:
+        now = time.monotonic()  # a long run's per-step curves take a while: a line every few seconds
+        if not args.json and last > 2000 and (now - progress._last >= progress.interval or step == last):
+            progress._last = now
+            progress._write(f"{what}: step {step:,}/{last:,}")
+
+    if args.tensorboard:
+        r = tensorboard_export.export_tensorboard(args.run, args.tensorboard, progress=steps_written)
+        progress.finish()
+        done["tensorboard"] = {"folder": str(r.folder), "logdir": str(r.logdir), "scalars": r.scalars,
+                               "histograms": r.histograms, "images": r.images, "notes": r.notes}
+        for note in [] if args.json else r.notes:
+            print(f"note: {note}", file=sys.stderr)
+        if not args.json:
+            print(f"wrote {r.folder}: {r.scalars:,} scalars, {r.histograms:,} histograms, {r.images:,} filter images;"
+                  f" view with: tensorboard --logdir {r.logdir}")
+    if args.json:
+        print(json.dumps(done))
+    return 0
+
+
 COMMANDS = {"presets": cmd_presets, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "info": cmd_info, "open": cmd_open, "download": cmd_download}
+            "info": cmd_info, "open": cmd_open, "download": cmd_download, "export": cmd_export}
 
 
 def _renormalize(split, normalization):
