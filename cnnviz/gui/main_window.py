@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMessag
 from cnnviz.config import Recipe
 from cnnviz.data.prepare import PreparedData
 from cnnviz.gui import settings
+from cnnviz.gui.background_task import BackgroundTask
 from cnnviz.gui.compare_controller import CompareController
 from cnnviz.gui.data_loader import DataLoader
 from cnnviz.gui.experiment_controller import ExperimentController
@@ -85,6 +86,7 @@ class MainWindow(QMainWindow):
         self.controls = RunControls()
         self.timeline = TimelineModel(s, self)
         self.timeline_bar = TimelineBar()
+        self.exports = BackgroundTask(self)
         self.compare = CompareController(s, self.controller, self.timeline, self.curves.overlays, self)
         self.compare_view = CompareView(s, self.compare.session)
         self.compare_setup = CompareSetup()
@@ -249,6 +251,33 @@ class MainWindow(QMainWindow):
     def shown_step(self) -> int:
         """The step of the weights every view shows."""
         return self.session.weights_step
+
+    # -- exports of the run -----------------------------------------------------------------------------
+    def export_run(self, kind: str, path: str, step: int | None = None) -> bool:
+        """Export the run in the background, with progress and cancel: "onnx" (the model at `step`, default the
+        step shown), "tensorboard" (the run's event files into the folder `path`). False when it cannot start."""
+        folder = self.timeline.folder
+        if folder is None or not (folder / "checkpoint.safetensors").is_file() and not (folder / "events.jsonl").is_file():
+            self.show_message("warning", "Nothing to export yet: train the model first (or open a run).")
+            return False
+        if kind == "onnx":
+            from cnnviz.exports.onnx_export import export_onnx
+
+            at = self.shown_step() if step is None else step
+
+            def work(progress, cancel):
+                done = export_onnx(folder, path, at, progress=progress, cancel=cancel)
+                return f"Wrote the model at step {done.step:,} ({done.source}) to {done.path}"
+            return self.exports.start("Exporting the model as ONNX", work)
+        if kind == "tensorboard":
+            from cnnviz.exports.tensorboard_export import export_tensorboard
+
+            def work(progress, cancel):
+                done = export_tensorboard(folder, path, progress=lambda done, total, *_: progress(done, total))
+                return (f"Wrote {done.scalars:,} scalars, {done.histograms:,} histograms and {done.images} filter "
+                        f"pictures to {done.folder} (tensorboard --logdir {done.logdir})")
+            return self.exports.start("Exporting for TensorBoard", work)
+        raise ValueError(f"unknown export {kind!r}")
 
     # -- comparing two runs ------------------------------------------------------------------------------
     def compare_with(self, path: str) -> bool:
@@ -575,6 +604,8 @@ class MainWindow(QMainWindow):
         settings.save_window(self.saveGeometry(), self.saveState())
         settings.save_experiment(self.preset_name, self.session.recipe)
         self.loader.shutdown()
+        self.exports.cancel()
+        self.exports.wait()
         self.timeline.shutdown()
         self.compare.shutdown()
         self.controller.shutdown()

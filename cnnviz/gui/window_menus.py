@@ -56,6 +56,11 @@ def build_menus(window: QMainWindow) -> dict[str, QAction]:
     add(export, "export_filters_png", "Filters as PNG…", lambda: _export(window, "filters_png"))
     add(export, "export_maps_png", "Feature maps as PNG…", lambda: _export(window, "maps_png"))
     add(export, "export_confusion_csv", "Confusion matrix as CSV…", lambda: _export(window, "confusion_csv"))
+    export.addSeparator()
+    add(export, "export_onnx", "Model at the step shown as ONNX…", lambda: _export_run(window, "onnx"), None,
+        "The model as the timeline shows it, for Netron or onnxruntime (pixels in [0, 1] in, class scores out)")
+    add(export, "export_tensorboard", "Run for TensorBoard…", lambda: _export_run(window, "tensorboard"), None,
+        "The run's curves, histograms and filters as TensorBoard event files (tensorboard --logdir FOLDER)")
     file_menu.addSeparator()
     add(file_menu, "quit", "&Quit", window.close, "Ctrl+Q")
 
@@ -141,6 +146,15 @@ def _export(window: QMainWindow, kind: str) -> None:
     path, _ = QFileDialog.getSaveFileName(window, title, default, pattern)
     if path:
         export(window, kind, path)
+
+
+def _export_run(window: QMainWindow, kind: str) -> None:
+    if kind == "onnx":
+        path, _ = QFileDialog.getSaveFileName(window, "Export the model as ONNX", "model.onnx", "ONNX model (*.onnx)")
+    else:
+        path = QFileDialog.getExistingDirectory(window, "Export for TensorBoard into folder")
+    if path:
+        window.export_run(kind, path)
 
 
 # -- help ------------------------------------------------------------------------------------------------

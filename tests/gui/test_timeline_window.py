@@ -101,3 +101,21 @@ def test_a_run_written_by_a_headless_trainer_is_followed_live(window, qtbot, tmp
     finally:
         trainer.kill()
         trainer.wait(10)
+
+
+def test_the_export_menu_writes_onnx_at_the_step_shown_and_tensorboard_files(window, qtbot, sparse_run, tmp_path):
+    import onnx
+
+    assert window.open_run(str(sparse_run))
+    window.seek(5)
+    assert window.export_run("onnx", str(tmp_path / "model.onnx"))
+    window.exports.wait()
+    model = onnx.load(str(tmp_path / "model.onnx"))
+    assert {p.key: p.value for p in model.metadata_props}["step"] == "5"
+    assert window.export_run("tensorboard", str(tmp_path / "tb"))
+    window.exports.wait()
+    qtbot.wait(50)
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*")), window.banner.text()
+    assert not window.export_run("onnx", str(tmp_path))  # a folder: the export says so in the banner
+    window.exports.wait()
+    assert window.banner.isVisible() and window.banner.level == "error"
