@@ -128,7 +128,7 @@ class HealthMonitor:
     def __init__(self, order: Sequence[str] | None = None) -> None:
         self.order = list(order) if order is not None else None
         self._tracks: dict[tuple[str, str], _Track] = {}
-        self._weighted: set[str] = set()
+        self.weighted: set[str] = set()  # the modules with weight statistics seen so far
         self._last_step = -1
         self.records = 0  # records taken in (damaged ones not counted)
 
@@ -144,7 +144,7 @@ class HealthMonitor:
                 if not isinstance(figures, dict) or not isinstance(module, str):
                     continue
                 if "weight_norm" in figures or "weight_hist" in figures:
-                    self._weighted.add(module)
+                    self.weighted.add(module)
                 self._check(step, module, figures)
 
     def _track(self, kind: str, module: str) -> _Track:
@@ -212,7 +212,7 @@ class HealthMonitor:
         found = []
         for (kind, module), track in self._tracks.items():
             for run in track.runs + ([track.open] if track.open is not None else []):
-                layer = followed_layer(module, self._weighted, self.order)
+                layer = followed_layer(module, self.weighted, self.order)
                 found.append(HealthWarning(kind, layer, run.start, run.last, _text(kind, module, run)))
         return sorted(found, key=lambda w: (w.start_step, KINDS.index(w.kind), w.layer))
 
