@@ -226,9 +226,9 @@ def _text(kind: str, module: str, run: _Run) -> str:
     span = _span(run.start, run.last)
     worst = run.worst.get("")
     if kind == "dead":
-        return f"{module}: up to {100 * worst:.0f}% of units dead (no output for a whole batch), {span}"
+        return f"{module}: up to {100 * worst:.3g}% of units dead (no output for a whole batch), {span}"
     if kind == "saturated":
-        return f"{module}: up to {100 * worst:.0f}% of units saturated (stuck at the flat ends), {span}"
+        return f"{module}: up to {100 * worst:.3g}% of units saturated (stuck at the flat ends), {span}"
     if kind == "exploding":
         size = "not finite" if worst is None or not math.isfinite(worst) else f"up to {worst:.3g}"
         before = f" (typically {run.baseline:.3g} before)" if run.baseline is not None else ""

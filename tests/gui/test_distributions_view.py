@@ -10,9 +10,8 @@ from PySide6.QtCore import QPointF, Qt
 
 from cnnviz.cli import main
 from cnnviz.gui.timeline_model import TimelineModel
-from cnnviz.gui.widgets.distributions_view import BINS, DistributionsView, valid_histogram
+from cnnviz.gui.widgets.distributions_view import BINS, DistributionsView
 from cnnviz.gui.widgets.timeline_plots import NO_STATS, NO_TIMELINE
-from cnnviz.timeline.stats import histogram_matrix
 from tests.gui.recorded_run import record_run
 
 
@@ -39,11 +38,27 @@ def view(qtbot, session, model):
     return w
 
 
+def overlap_shares(h, low, high, bins):
+    """The plain definition: each recorded bin gives every common bin the part of its share that overlaps it."""
+    counts, total = h["counts"], sum(h["counts"])
+    width = (h["high"] - h["low"]) / len(counts)
+    size = (high - low) / bins
+    out = np.zeros(bins)
+    for k, c in enumerate(counts):
+        a = h["low"] + k * width
+        for j in range(bins):
+            lo, hi = low + j * size, low + (j + 1) * size
+            out[j] += c / total * max(0.0, min(hi, a + width) - max(lo, a)) / width
+    return out
+
+
 def expected_columns(records, layer, which):
     """What the heatmap must show, computed the plain way: one column per step from the first record's to the
     last's, each the histogram of the record at or before that step."""
     steps = [r["step"] for r in records]
-    matrix, low, high, _ = histogram_matrix(records, layer, which, BINS)
+    hists = [r["layers"][layer][which] for r in records]
+    low, high = min(h["low"] for h in hists), max(h["high"] for h in hists)
+    matrix = [overlap_shares(h, low, high, BINS) for h in hists]
     columns = [matrix[max(i for i, s in enumerate(steps) if s <= step)] for step in range(steps[0], steps[-1] + 1)]
     return np.array(columns), low, high
 
@@ -57,13 +72,13 @@ def test_the_heatmaps_show_the_layer_s_histograms_at_every_step(view, model):
     for which in ("weight_hist", "grad_hist"):
         heatmap = view.maps[which]
         expected, low, high = expected_columns(records, "dense1", which)
-        np.testing.assert_allclose(heatmap.shares, expected, atol=1e-7)
+        np.testing.assert_allclose(heatmap.shares, expected, atol=1e-6)
         image = heatmap.image.image
         assert image.shape == (BINS, len(expected))  # row-major: value bins up, steps across
         shown = expected[expected > 0]
         bottom, top = heatmap.levels
         assert top == pytest.approx(math.log10(shown.max()), abs=1e-6)
-        assert bottom == pytest.approx(max(math.log10(shown.min()), top - 4), abs=1e-6)
+        assert bottom == pytest.approx(max(math.log10(shown.min()), top - 3), abs=1e-6)
         assert tuple(heatmap.image.getLevels()) == pytest.approx((bottom, top))
         assert np.all(image[expected.T == 0] < bottom) and np.all(image[expected.T > 0] > bottom)
         rect = heatmap.image.mapRectToParent(heatmap.image.boundingRect())
@@ -166,7 +181,7 @@ def test_a_growing_run_redraws_only_while_shown_and_a_rewind_starts_over(view, m
     full = records[-1]["step"] - records[0]["step"] + 1
     qtbot.waitUntil(lambda: len(view.maps["weight_hist"].shares) == full)
     np.testing.assert_allclose(view.maps["weight_hist"].shares, expected_columns(records, "conv1", "weight_hist")[0],
-                               atol=1e-7)
+                               atol=1e-6)
     timeline._rewind(records[-3]["step"])  # a rewind replaces the list with a shorter one
     model.changed.emit()
     qtbot.waitUntil(lambda: len(view.maps["weight_hist"].shares) == records[-3]["step"] - records[0]["step"] + 1)
@@ -174,11 +189,6 @@ def test_a_growing_run_redraws_only_while_shown_and_a_rewind_starts_over(view, m
 
 def test_damaged_histograms_are_left_out(view, model, qtbot):
     last = model.timeline.stats[-1]
-    for bad in ({"counts": "many", "low": 0, "high": 1}, {"counts": [1, 2], "low": float("nan"), "high": 1},
-                {"counts": [1, -2], "low": 0, "high": 1}, {"counts": [], "low": 0, "high": 1},
-                {"counts": [1, True], "low": 0, "high": 1}, {"counts": [1], "low": 2, "high": 1}, None, [1]):
-        assert not valid_histogram(bad)
-    assert valid_histogram(last["layers"]["conv1"]["weight_hist"])
     model.timeline.stats.append({"t": "stats", "step": last["step"] + 5,
                                  "layers": {"conv1": {"weight_hist": {"counts": "many", "low": 0, "high": 1}}}})
     model.timeline.stats.append({"t": "stats", "step": "soon", "layers": {}})

@@ -6,7 +6,7 @@ heatmaps resample them onto an even grid of steps (at most :data:`MAX_COLUMNS` c
 the record at or before its step: one ImageItem draws that (one texture, however long the run), and a column
 that holds the last record until the next one says what is true: that distribution was the latest known.
 The colour scale is logarithmic (the tails of a distribution hold a thousandth of its values yet show where it
-reaches), from the smallest share shown, at most 4 decades under the largest, to the largest; a bin with no
+reaches), from the smallest share shown, at most 3 decades under the largest, to the largest; a bin with no
 values is left empty. Hover for a bin's step, value range and share; click to show that step's weights.
 """
 from __future__ import annotations
@@ -22,28 +22,13 @@ from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.colormaps import sequential_lut
 from cnnviz.gui.widgets.timeline_plots import (NO_STATS, REDRAW_MS, StatsTable, clicked_x, empty_text, place_line,
                                                seek, set_step_range, shown_step_line, step_plot)
-from cnnviz.timeline.stats import HISTOGRAM_BINS, histogram_matrix
+from cnnviz.inspect.distributions import spread, valid_histogram
 
 MAX_COLUMNS = 720  # step columns of a heatmap: finer than this is finer than the plot is wide
-BINS = HISTOGRAM_BINS  # value rows: the records' own bin count (more would leave every other row empty)
-DECADES = 4.0  # the colour scale spans at most this many powers of ten below the largest share
-MAX_BIN_COUNT = 1 << 16  # a histogram with more bins than this is not one cnnviz recorded
+BINS = 64  # value rows of a heatmap
+DECADES = 3.0  # the colour scale spans at most this many powers of ten below the largest share
+HINT = "Hover the heatmaps to read a bin; click to show that step's weights."
 WHICH = (("weight_hist", "weights", "weight value"), ("grad_hist", "gradients", "gradient value"))
-
-
-def valid_histogram(h) -> bool:
-    """Whether `h` is a histogram record stats.py could have written (a damaged log can hold anything)."""
-    if not isinstance(h, dict):
-        return False
-    counts, low, high = h.get("counts"), h.get("low"), h.get("high")
-    if not isinstance(counts, list) or not 0 < len(counts) <= MAX_BIN_COUNT:
-        return False
-    for v in (low, high):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) < 1e30:
-            return False
-    if high < low:
-        return False
-    return all(not isinstance(c, bool) and isinstance(c, (int, float)) and 0 <= c < 1e300 for c in counts)
 
 
 def _lut() -> np.ndarray:
@@ -69,6 +54,7 @@ class Heatmap:
         axis.setPen(fg)
         axis.setTextPen(fg)
         axis.setLabel("share of the values", color=fg.name())
+        axis.setWidth(62)  # room for "0.01%" and the label beside it, whatever the ticks
         plot.getPlotItem().layout.addItem(self.bar, 2, 5)
         self.line = shown_step_line(plot)
         self.clear()
@@ -91,7 +77,7 @@ class Heatmap:
         edges = first + width * np.arange(columns)
         index = np.clip(np.searchsorted(steps, edges, side="right") - 1, 0, len(steps) - 1)
         used, column_of = np.unique(index, return_inverse=True)
-        matrix, low, high, _ = histogram_matrix([records[i] for i in used], layer, self.which, BINS)
+        matrix, low, high = spread([records[i]["layers"][layer][self.which] for i in used], BINS)
         self.shares = matrix[column_of]
         self.record_steps = steps[index]
         self.first, self.width, self.low, self.high = float(first), float(width), float(low), float(high)
@@ -115,10 +101,13 @@ class Heatmap:
 
     def _label_bar(self, bottom: float, top: float) -> None:
         """Ticks at 1, 2 and 5 times the powers of ten on the bar's log scale, as percentages."""
-        shares = [m * 10.0 ** p for p in range(math.floor(bottom), math.ceil(top) + 1) for m in (1, 2, 5)]
-        ticks = [(math.log10(v), _percent(v)) for v in shares if bottom <= math.log10(v) <= top]
-        major = [t for t in ticks if t[1].startswith("1")] if len(ticks) > 6 else ticks
-        self.bar.getAxis("right").setTicks([major, []])
+        ticks = [(math.log10(m * 10.0 ** p), m) for p in range(math.floor(bottom), math.ceil(top) + 1)
+                 for m in (1, 2, 5)]
+        margin = 0.03 * (top - bottom)  # a label on the bar's very end would be cut in half
+        ticks = [(at, m) for at, m in ticks if bottom + margin <= at <= top - margin]
+        if len(ticks) > 6:  # several decades: label the powers of ten only
+            ticks = [(at, m) for at, m in ticks if m == 1]
+        self.bar.getAxis("right").setTicks([[(at, _percent(10.0 ** at)) for at, _ in ticks], []])
 
     def bin_at(self, x: float, y: float) -> tuple[int, int] | None:
         """``(column, bin)`` under the point (step x, value y), or None outside the heatmap."""
@@ -183,7 +172,7 @@ class DistributionsView(QWidget):
         self._combo.setToolTip("The layer whose weights and gradients are shown")
         self._combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self._combo.currentTextChanged.connect(self._on_layer_chosen)
-        self._readout = QLabel("")
+        self._readout = QLabel(HINT)
         self._readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         top = QHBoxLayout()

@@ -5,7 +5,7 @@ Three plots share the step axis: the share of dead (ReLU, solid) or saturated (s
 0 to 100%, with the 50% warning line; the update/weight ratio on a log axis, with the healthy 1e-3 marked;
 the gradient norm on a log axis. Each layer has one colour in all three (an activation takes the colour of the
 layer it follows), named in the legend above them. A zero ratio or norm (nothing moves) is drawn at the
-bottom of its log axis, 1e-12. A click on a plot or on a warning shows that step's weights; a warning also
+bottom of its log axis, a decade under the smallest other value. A click on a plot or on a warning shows that step's weights; a warning also
 emits :attr:`HealthView.layer_selected` so that the window can show that layer's filters.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ from cnnviz.gui.widgets.timeline_plots import (LAYER_COLOURS, NO_STATS, REDRAW_M
                                                shown_step_line, step_plot)
 from cnnviz.timeline.health import HealthMonitor, HealthWarning, followed_layer
 
-FLOOR = 1e-12  # where a ratio or norm of 0 is drawn on the log axes
+HINT = "Hover a plot to read each layer's figures; click to show that step's weights."
+ZERO_FALLBACK = 1e-12  # where a ratio or norm of 0 is drawn when its plot has no other value
 MAX_LISTED = 200  # warnings listed; a figure that keeps crossing its limit for hours could give thousands
 CAPTION = ("Healthy: update/weight ratio near 1e-3, gradient norms steady (neither falling to 0 nor soaring), "
            "no layer with most of its units dead or saturated.")
@@ -55,9 +56,12 @@ SHORT = {"dead_fraction": "dead", "saturated_fraction": "saturated", "update_rat
          "grad_norm": "gradient norm"}
 
 
+MISSING = -math.inf  # a record without the figure (not taken at that step): the curve goes straight on
+
+
 class FigureColumns:
-    """One column of values per (module, figure), aligned with the records' steps, grown as records arrive
-    (NaN where a record lacks the figure or it was not finite)."""
+    """One column of values per (module, figure), aligned with the records' steps, grown as records arrive:
+    NaN where the figure was not finite (the curve breaks), :data:`MISSING` where a record lacks it."""
 
     def __init__(self) -> None:
         self.rows = 0
@@ -70,12 +74,12 @@ class FigureColumns:
                     continue
                 for figure in FIGURES:
                     if figure in figures:
-                        column = self.columns.setdefault((module, figure), [math.nan] * self.rows)
+                        column = self.columns.setdefault((module, figure), [MISSING] * self.rows)
                         column.append(number(figures[figure]))
             self.rows += 1
             for column in self.columns.values():
                 if len(column) < self.rows:
-                    column.append(math.nan)
+                    column.append(MISSING)
 
 
 class HealthView(QWidget):
@@ -116,7 +120,7 @@ class HealthView(QWidget):
         self._legend = QLabel("")
         self._legend.setObjectName("healthLegend")
         self._legend.setWordWrap(True)
-        self._readout = QLabel("")
+        self._readout = QLabel(HINT)
         self._readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._message = QLabel("")
@@ -142,7 +146,7 @@ class HealthView(QWidget):
             column.addWidget(plot, 1)
             self.plots[name] = plot
         units = self.plots["unitsPlot"].getPlotItem()
-        units.getViewBox().setYRange(0, 1, padding=0.04)
+        units.getViewBox().setYRange(0, 1, padding=0.1)  # room for the 0% and 100% labels inside the plot
         units.getAxis("left").setTicks([[(0.0, "0%"), (0.5, "50%"), (1.0, "100%")], []])
         self.plots["gradientPlot"].getPlotItem().setLabel("bottom", "step (batch)")
         warn_pen = pg.mkPen((214, 39, 40, 150), width=1, style=Qt.PenStyle.DashLine)
@@ -233,16 +237,24 @@ class HealthView(QWidget):
 
     def _draw_curves(self) -> None:
         steps = np.asarray(self.table.steps, np.float64)
+        columns = {key: np.asarray(column, np.float64) for key, column in self._columns.columns.items()}
+        # A ratio or norm of 0 (nothing moves) has no place on a log axis: it is drawn a decade under the
+        # smallest value of its plot, at the bottom, where it reads as "far below everything else".
+        floors = {}
+        for figure in ("update_ratio", "grad_norm"):
+            positive = [float(v[v > 0].min()) for (_, f), v in columns.items() if f == figure and (v > 0).any()]
+            floors[figure] = min(positive) / 10 if positive else ZERO_FALLBACK
         # weighted layers first, so that they take the colours in the run's order of layers
-        keys = sorted(self._columns.columns, key=lambda k: k[1] in ("dead_fraction", "saturated_fraction"))
-        for module, figure in keys:
-            values = np.asarray(self._columns.columns[(module, figure)], np.float64)
+        for module, figure in sorted(columns, key=lambda k: k[1] in ("dead_fraction", "saturated_fraction")):
+            values = columns[(module, figure)]
             curve = self._curves.get((module, figure))
             if curve is None:
                 curve = self._add_curve(module, figure)
-            if figure in ("update_ratio", "grad_norm"):
-                values = np.where(values > 0, values, np.where(values == 0, FLOOR, np.nan))
-            curve.setData(steps, values, connect="finite")
+            taken = values != MISSING
+            values = values[taken]
+            if figure in floors:
+                values = np.where(values > 0, values, np.where(values == 0, floors[figure], np.nan))
+            curve.setData(steps[taken], values, connect="finite")
         for plot in self.plots.values():
             if len(steps):
                 set_step_range(plot, float(steps[0]), float(steps[-1]))
@@ -320,8 +332,9 @@ class HealthView(QWidget):
         figures = next(f for name, _, f, _ in PLOTS if name == plot)
         parts = []
         for (module, figure), column in self._columns.columns.items():
-            if figure in figures and not math.isnan(column[i]):
-                value = f"{100 * column[i]:.0f}%" if figure.endswith("fraction") else f"{column[i]:.2g}"
+            if figure in figures and column[i] != MISSING:
+                value = "not finite" if math.isnan(column[i]) else \
+                    f"{100 * column[i]:.0f}%" if figure.endswith("fraction") else f"{column[i]:.2g}"
                 parts.append(f"{module} {value}")
         label = next(lab for name, lab, _, _ in PLOTS if name == plot)
         text = f"step {steps[i]:,} · {label}: " + (", ".join(parts) or "not recorded")

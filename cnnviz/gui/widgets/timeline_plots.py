@@ -28,10 +28,12 @@ LAYER_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (
 
 
 def number(value) -> float:
-    """A JSON figure as a float; NaN for None (not finite when recorded) and anything that is not a number."""
+    """A JSON figure as a float; NaN for None (not finite when recorded), infinities and anything that is not a
+    number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
-    return float(value)
+    value = float(value)
+    return value if math.isfinite(value) else math.nan
 
 
 def empty_text(model) -> str | None:
