@@ -175,7 +175,9 @@ class DistributionsView(QWidget):
         self._readout = QLabel(HINT)
         self._readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        top = QHBoxLayout()
+        self._top = QWidget()  # hidden with the heatmaps when there is nothing to show
+        top = QHBoxLayout(self._top)
+        top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(QLabel("Layer"))
         top.addWidget(self._combo)
         top.addSpacing(12)
@@ -203,7 +205,7 @@ class DistributionsView(QWidget):
                          for m in self.maps.values()]
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(top)
+        layout.addWidget(self._top)
         layout.addWidget(self._message, 1)
         layout.addWidget(self._split, 1)
 
@@ -241,6 +243,7 @@ class DistributionsView(QWidget):
         self._message.setText(message or "")
         self._message.setVisible(message is not None)
         self._split.setVisible(message is None)
+        self._top.setVisible(message is None)
         self._draw_layer()
         self._on_shown_step(self.model.shown_step)
 

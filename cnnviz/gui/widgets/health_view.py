@@ -212,6 +212,7 @@ class HealthView(QWidget):
         self._message.setVisible(message is not None)
         self._split.setVisible(message is None)
         self._legend.setVisible(message is None)
+        self._readout.setVisible(message is None)
         self._draw_curves()
         warnings = self._monitor.warnings()
         if warnings != self._warnings or reset:
