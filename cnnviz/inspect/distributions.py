@@ -39,23 +39,37 @@ def spread(histograms: list[dict], bins: int = 64) -> tuple[np.ndarray, float, f
     nearly line up: visible in every heatmap of a real run."""
     if not histograms:
         return np.zeros((0, bins), np.float32), 0.0, 1.0
-    low = min(float(h["low"]) for h in histograms)
-    high = max(float(h["high"]) for h in histograms)
+    lows = np.array([float(h["low"]) for h in histograms])
+    highs = np.array([float(h["high"]) for h in histograms])
+    low, high = float(lows.min()), float(highs.max())
     if not high > low:
         high = low + max(1e-12, abs(low) * 1e-9)
     edges = np.linspace(low, high, bins + 1)
     matrix = np.zeros((len(histograms), bins), np.float64)
-    for i, h in enumerate(histograms):
-        counts = np.asarray(h["counts"], np.float64)
-        total = counts.sum()
-        if total <= 0:
-            continue
-        if not float(h["high"]) > float(h["low"]):  # every value alike: one bin
-            matrix[i, min(int((float(h["low"]) - low) / (high - low) * bins), bins - 1)] = 1.0
-            continue
-        own = np.linspace(float(h["low"]), float(h["high"]), len(counts) + 1)
-        cumulative = np.concatenate([[0.0], np.cumsum(counts) / total])
-        matrix[i] = np.diff(np.interp(edges, own, cumulative))
+    sizes = np.array([len(h["counts"]) for h in histograms])
+    for size in np.unique(sizes):  # one bin count in a run: one vectorized pass
+        rows = np.flatnonzero(sizes == size)
+        counts = np.array([histograms[i]["counts"] for i in rows], np.float64)
+        totals = counts.sum(axis=1)
+        cumulative = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(counts, axis=1)], axis=1)
+        cumulative /= np.where(totals > 0, totals, 1.0)[:, None]
+        spans = highs[rows] - lows[rows]
+        flat = ~(spans > 0)  # every value alike: all in the bin of that value
+        # where each common edge falls on a histogram's own bins, then the cumulative share there
+        at = (edges[None, :] - lows[rows, None]) / np.where(flat, 1.0, spans)[:, None] * size
+        k = np.clip(np.floor(at), 0, size - 1).astype(np.int64)
+        within = np.clip(at - k, 0.0, 1.0)
+        r = np.arange(len(rows))[:, None]
+        share = cumulative[r, k] + within * (cumulative[r, k + 1] - cumulative[r, k])
+        share[at <= 0] = 0.0
+        share[at >= size] = 1.0
+        part = np.diff(share, axis=1)
+        if flat.any():
+            where = np.minimum(((lows[rows[flat]] - low) / (high - low) * bins).astype(np.int64), bins - 1)
+            part[flat] = 0.0
+            part[np.flatnonzero(flat), where] = 1.0
+        part[totals <= 0] = 0.0
+        matrix[rows] = part
     return matrix.astype(np.float32), low, high
 
 

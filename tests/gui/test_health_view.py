@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from cnnviz.gui.timeline_model import TimelineModel
-from cnnviz.gui.widgets.health_view import CAPTION, HealthView
+from cnnviz.gui.widgets.health_view import CAPTION, MAX_POINTS, HealthView
 from cnnviz.gui.widgets.timeline_plots import NO_STATS, NO_TIMELINE
 from cnnviz.timeline.health import find_warnings
 from tests.gui.recorded_run import record_run
@@ -167,3 +167,14 @@ def test_damaged_records_are_skipped(view, model, qtbot):
     model.changed.emit()
     qtbot.waitUntil(lambda: view.curve("conv1", "grad_norm").getOriginalDataset()[0][-1] == last + 2)
     assert not any(w.kind == "exploding" and w.start_step > last for w in view.warnings())
+
+
+def test_a_long_run_is_drawn_in_about_the_plot_s_width_of_points_keeping_a_spike(view, model, qtbot):
+    records = [healthy(step) for step in range(1, 9001)]
+    records[4321]["layers"]["conv1"]["grad_norm"] = 50.0
+    model.timeline.stats = records
+    model.changed.emit()
+    qtbot.waitUntil(lambda: len(view.curve("conv1", "grad_norm").getOriginalDataset()[0]) == 9000)
+    x, y = view.curve("conv1", "grad_norm").getData()
+    assert len(x) <= 2 * (9000 // (9000 // MAX_POINTS)) + 2 < 9000
+    assert np.nanmax(y) == pytest.approx(math.log10(50.0))  # (the display data of a log axis is log10)

@@ -66,9 +66,9 @@ class Heatmap:
         self.levels = (-DECADES, 0.0)
         self.image.clear()
 
-    def show(self, records: list[dict], steps: np.ndarray, layer: str) -> None:
-        """Draw `layer`'s histograms of the `records` (well-formed, at `steps`, in step order)."""
-        if not len(records):
+    def show(self, records: list[dict], rows: list[int], steps: np.ndarray, layer: str) -> None:
+        """Draw `layer`'s histograms of ``records[i] for i in rows`` (well-formed, at `steps`, in step order)."""
+        if not len(rows):
             self.clear()
             return
         first, last = int(steps[0]), int(steps[-1])
@@ -77,7 +77,7 @@ class Heatmap:
         edges = first + width * np.arange(columns)
         index = np.clip(np.searchsorted(steps, edges, side="right") - 1, 0, len(steps) - 1)
         used, column_of = np.unique(index, return_inverse=True)
-        matrix, low, high = spread([records[i]["layers"][layer][self.which] for i in used], BINS)
+        matrix, low, high = spread([records[rows[i]]["layers"][layer][self.which] for i in used], BINS)
         self.shares = matrix[column_of]
         self.record_steps = steps[index]
         self.first, self.width, self.low, self.high = float(first), float(width), float(low), float(high)
@@ -278,7 +278,7 @@ class DistributionsView(QWidget):
                 heatmap.clear()
                 continue
             rows = self._valid_rows(layer, which)
-            heatmap.show([self.table.records[i] for i in rows], steps[rows], layer)
+            heatmap.show(self.table.records, rows, steps[rows], layer)
 
     # -- the mouse -----------------------------------------------------------------------------------------
     def _on_hover(self, event) -> None:

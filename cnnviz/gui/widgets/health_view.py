@@ -26,6 +26,7 @@ from cnnviz.timeline.health import HealthMonitor, HealthWarning, followed_layer
 
 HINT = "Hover a plot to read each layer's figures; click to show that step's weights."
 ZERO_FALLBACK = 1e-12  # where a ratio or norm of 0 is drawn when its plot has no other value
+MAX_POINTS = 700  # blocks of records a curve is drawn as, 2 points each (about the plot's width)
 MAX_LISTED = 200  # warnings listed; a figure that keeps crossing its limit for hours could give thousands
 CAPTION = ("Healthy: update/weight ratio near 1e-3, gradient norms steady (neither falling to 0 nor soaring), "
            "no layer with most of its units dead or saturated.")
@@ -255,6 +256,9 @@ class HealthView(QWidget):
             values = values[taken]
             if figure in floors:
                 values = np.where(values > 0, values, np.where(values == 0, floors[figure], np.nan))
+            # An hour of training is ~14,000 records a curve: drawn as at most MAX_POINTS blocks, each keeping
+            # its lowest and highest value (a spike stays visible). pyqtgraph's auto mode drew them all here.
+            curve.setDownsampling(ds=max(1, len(values) // MAX_POINTS), method="peak")
             curve.setData(steps[taken], values, connect="finite")
         for plot in self.plots.values():
             if len(steps):
@@ -266,7 +270,7 @@ class HealthView(QWidget):
     def _add_curve(self, module: str, figure: str) -> pg.PlotDataItem:
         colour = self._colour(module)
         style = Qt.PenStyle.DashLine if figure == "saturated_fraction" else Qt.PenStyle.SolidLine
-        curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=1.6, style=style), name=f"{module} {SHORT[figure]}")
+        curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=1, style=style), name=f"{module} {SHORT[figure]}")
         self._plot_for(figure).addItem(curve)
         self._curves[(module, figure)] = curve
         return curve
