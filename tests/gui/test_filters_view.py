@@ -122,3 +122,20 @@ def test_export_png_writes_a_picture(view, tmp_path):
     view.export_png(str(path))
     assert path.stat().st_size > 1000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_select_layer_scrolls_to_it_and_marks_its_title(qtbot, session):
+    w = FiltersView(session)
+    qtbot.addWidget(w)
+    w.resize(700, 300)  # too short for the three layers: the stack scrolls
+    w.show()
+    qtbot.waitUntil(lambda: len(w.layer_names()) == 3)
+    bar = w._stack.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == 0
+    assert w.select_layer("conv3")
+    panels = dict(zip(w.layer_names(), w._stack.panels))
+    assert bar.value() == min(bar.maximum(), panels["conv3"].y()) > 0
+    assert "highlight" in panels["conv3"].title.styleSheet() and panels["conv1"].title.styleSheet() == ""
+    assert w.select_layer("conv1") and bar.value() == panels["conv1"].y()
+    assert panels["conv3"].title.styleSheet() == ""
+    assert not w.select_layer("dense1") and not w.select_layer("nothing")  # no filters to show

@@ -327,6 +327,20 @@ class FiltersView(QWidget):
         self._panels[name].canvas.highlight(index)
         self._show_detail()
 
+    def select_layer(self, name: str) -> bool:
+        """Scroll layer `name`'s filters to the top of the view and mark its title (e.g. when a health
+        warning about it is clicked); False when the model has no conv layer of that name."""
+        if self._dirty:
+            self._refresh(force=True)
+        if name not in self._panels:
+            return False
+        for layer, panel in self._panels.items():
+            panel.title.setStyleSheet("background: palette(highlight); color: palette(highlighted-text);"
+                                      if layer == name else "")
+        self._stack.body.layout().activate()  # the panels' positions, also before the view was first shown
+        self._stack.verticalScrollBar().setValue(self._panels[name].y())
+        return True
+
     def selected_filter(self) -> tuple[str, int] | None:
         """``(layer, filter)`` shown enlarged, or None."""
         return self._selected
