@@ -6,14 +6,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QToolBar, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
 from cnnviz.config import Recipe
 from cnnviz.data.prepare import PreparedData
 from cnnviz.gui import settings
 from cnnviz.gui.background_task import BackgroundTask
 from cnnviz.gui.compare_controller import CompareController
+from cnnviz.gui.run_exports import export_run
 from cnnviz.gui.data_loader import DataLoader
 from cnnviz.gui.experiment_controller import ExperimentController
 from cnnviz.gui.session import Session
@@ -23,18 +23,22 @@ from cnnviz.gui.widgets.compare_setup import CompareSetup
 from cnnviz.gui.widgets.compare_view import CompareView
 from cnnviz.gui.widgets.conv_playground import ConvPlayground
 from cnnviz.gui.widgets.curves_view import CurvesView
+from cnnviz.gui.widgets.distributions_view import DistributionsView
 from cnnviz.gui.widgets.draw_panel import DrawPanel
 from cnnviz.gui.widgets.evaluation_view import EvaluationView
 from cnnviz.gui.widgets.experiment_panel import ExperimentPanel
 from cnnviz.gui.widgets.feature_maps_view import FeatureMapsView
 from cnnviz.gui.widgets.filters_view import FiltersView
+from cnnviz.gui.widgets.health_view import HealthView
 from cnnviz.gui.widgets.message_banner import MessageBanner
 from cnnviz.gui.widgets.model_editor import ModelEditor
 from cnnviz.errors import CnnvizError
 from cnnviz.formatting import format_seconds
 from cnnviz.gui.widgets.run_controls import RunControls
 from cnnviz.gui.widgets.timeline_bar import TimelineBar
+from cnnviz.gui.window_docks import build_docks, keep_draw_panel_width
 from cnnviz.gui.window_menus import add_run_to_curves, build_menus
+from cnnviz.gui.window_timeline import WindowTimeline
 from cnnviz.models import spec_for_data
 from cnnviz.presets import DEFAULT_PRESET, get_preset
 from cnnviz.training.messages import FINISHED, PAUSED, RUNNING, STOPPED, FitResult, StepMetrics
@@ -61,7 +65,8 @@ class MainWindow(QMainWindow):
         self.confirm = self._confirm_dialog  # tests replace this to answer dialogs
         self._build_views()
         self._build_toolbar()
-        self._build_docks()
+        self.docks = build_docks(self)
+        self._default_state = self.saveState()
         self._build_status_bar()
         self.actions_by_name = build_menus(self)
         self._connect()
@@ -86,9 +91,15 @@ class MainWindow(QMainWindow):
         self.controls = RunControls()
         self.timeline = TimelineModel(s, self)
         self.timeline_bar = TimelineBar()
+        self.distributions = DistributionsView(s, self.timeline)
+        self.health = HealthView(s, self.timeline)
         self.exports = BackgroundTask(self)
         self.compare = CompareController(s, self.controller, self.timeline, self.curves.overlays, self)
-        self.compare_view = CompareView(s, self.compare.session)
+        b = self.compare
+        self.compare_view = CompareView(s, b.session, extra_tabs=(
+            ("Distributions", lambda session, which: DistributionsView(session, self.timeline if which == "A"
+                                                                        else b.timeline)),
+            ("Health", lambda session, which: HealthView(session, self.timeline if which == "A" else b.timeline))))
         self.compare_setup = CompareSetup()
         self.experiment.add_section(self.compare_setup)
         self._train_tips = (self.controls.train_button.toolTip(), self.controls.step_button.toolTip())
@@ -106,57 +117,6 @@ class MainWindow(QMainWindow):
         column.addWidget(self.banner)
         bar.addWidget(holder)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-
-    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea,
-              scrolls: bool = False) -> QDockWidget:
-        """A dock holding `widget`; `scrolls` puts a panel that needs more room than a laptop screen leaves it
-        (the window must fit 1280 x 800) into a scroll area, which shows no bars when there is room."""
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)
-        if scrolls:
-            area_widget = QScrollArea()
-            area_widget.setObjectName(f"{name}Scroll")
-            area_widget.setWidget(widget)
-            area_widget.setWidgetResizable(True)
-            area_widget.setFrameShape(QFrame.Shape.NoFrame)
-            widget = area_widget
-        dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        self.addDockWidget(area, dock)
-        return dock
-
-    def _build_docks(self) -> None:
-        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        self.docks = {
-            "experiment": self._dock("Experiment", "experimentDock", self.experiment, left),
-            "curves": self._dock("Curves", "curvesDock", self.curves, right),
-            "draw": self._dock("Draw", "drawDock", self.draw, right, scrolls=True),
-            "filters": self._dock("Filters", "filtersDock", self.filters, right),
-            "feature_maps": self._dock("Feature maps", "featureMapsDock", self.feature_maps, right),
-            "evaluation": self._dock("Evaluation", "evaluationDock", self.evaluation, right, scrolls=True),
-            "model": self._dock("Model", "modelDock", self.model_editor, right, scrolls=True),
-            "playground": self._dock("Convolution", "playgroundDock", self.playground, right, scrolls=True),
-            "compare": self._dock("Compare", "compareDock", self.compare_view, right, scrolls=True),
-        }
-        d = self.docks
-        d["experiment"].setMinimumWidth(320)
-        self.splitDockWidget(d["curves"], d["draw"], Qt.Orientation.Horizontal)
-        self.splitDockWidget(d["curves"], d["feature_maps"], Qt.Orientation.Vertical)
-        self.tabifyDockWidget(d["curves"], d["evaluation"])
-        self.tabifyDockWidget(d["curves"], d["model"])
-        self.tabifyDockWidget(d["curves"], d["compare"])
-        self.tabifyDockWidget(d["feature_maps"], d["filters"])
-        self.tabifyDockWidget(d["feature_maps"], d["playground"])
-        d["curves"].raise_()
-        d["feature_maps"].raise_()
-        # the draw panel at the width it needs (canvas and bars side by side), the middle column takes the rest
-        draw_width = self.draw.minimumSizeHint().width() + 24
-        self.resizeDocks([d["experiment"], d["curves"], d["draw"]], [320, 1440 - 320 - draw_width, draw_width],
-                         Qt.Orientation.Horizontal)
-        self.resizeDocks([d["curves"], d["feature_maps"]], [430, 430], Qt.Orientation.Vertical)
-        self._default_state = self.saveState()
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -210,34 +170,12 @@ class MainWindow(QMainWindow):
         x.run_reset.connect(self._on_run_reset)
         self.loader.progress.connect(self._on_load_progress)
         self.loader.busy_changed.connect(self._on_loader_busy)
-        self._connect_timeline()
+        self.timeline_wiring = WindowTimeline(self)
+        self.health.layer_selected.connect(self._select_layer)
         self.compare_setup.train_both_requested.connect(self.train_variant)
         self.compare_setup.stop_requested.connect(self.compare.close)
         self.compare.changed.connect(self._on_compare_changed)
         self.curves.run_list.add_requested.connect(lambda: add_run_to_curves(self))
-
-    def _connect_timeline(self) -> None:
-        t, bar = self.timeline, self.timeline_bar
-        bar.seek_requested.connect(self._on_seek_requested)
-        bar.exact_requested.connect(lambda: self.seek(bar.slider.value(), exact=True))
-        bar.live_requested.connect(t.go_live)
-        bar.evaluate_requested.connect(t.evaluate_shown)
-        bar.cancel_requested.connect(t.cancel_exact)
-        bar.cancel_requested.connect(t.cancel_evaluation)
-        t.changed.connect(self._update_timeline_bar)
-        t.shown_step_changed.connect(self._on_shown_step)
-        t.exact_progress.connect(lambda done, total: bar.set_progress(done, total, f"{done:,}/{total:,}"))
-        t.exact_finished.connect(lambda ok: bar.set_progress(0, 0, ""))
-        self.curves.step_clicked.connect(self._on_seek_requested)
-        self.filters.baseline_at = self._epoch_start_weights
-        self._timeline_timer = QTimer(self)
-        self._timeline_timer.setInterval(500)  # the run's new keyframes and statistics, twice a second
-        self._timeline_timer.timeout.connect(self._poll_timeline)
-        self._timeline_timer.start()
-        for keys, slot in ((QKeySequence("L"), t.go_live), (QKeySequence("E"), bar.exact_requested.emit),
-                           (QKeySequence("P"), bar.play_button.toggle)):
-            shortcut = QShortcut(keys, self)
-            shortcut.activated.connect(slot)
 
     # -- the automation surface ------------------------------------------------------------------------
     def trainer_state(self) -> str:
@@ -256,28 +194,14 @@ class MainWindow(QMainWindow):
     def export_run(self, kind: str, path: str, step: int | None = None) -> bool:
         """Export the run in the background, with progress and cancel: "onnx" (the model at `step`, default the
         step shown), "tensorboard" (the run's event files into the folder `path`). False when it cannot start."""
-        folder = self.timeline.folder
-        if folder is None or not (folder / "checkpoint.safetensors").is_file() and not (folder / "events.jsonl").is_file():
-            self.show_message("warning", "Nothing to export yet: train the model first (or open a run).")
-            return False
-        if kind == "onnx":
-            from cnnviz.exports.onnx_export import export_onnx
+        return export_run(self, kind, path, step)
 
-            at = self.shown_step() if step is None else step
-
-            def work(progress, cancel):
-                done = export_onnx(folder, path, at, progress=progress, cancel=cancel)
-                return f"Wrote the model at step {done.step:,} ({done.source}) to {done.path}"
-            return self.exports.start("Exporting the model as ONNX", work)
-        if kind == "tensorboard":
-            from cnnviz.exports.tensorboard_export import export_tensorboard
-
-            def work(progress, cancel):
-                done = export_tensorboard(folder, path, progress=lambda done, total, *_: progress(done, total))
-                return (f"Wrote {done.scalars:,} scalars, {done.histograms:,} histograms and {done.images} filter "
-                        f"pictures to {done.folder} (tensorboard --logdir {done.logdir})")
-            return self.exports.start("Exporting for TensorBoard", work)
-        raise ValueError(f"unknown export {kind!r}")
+    @Slot(str)
+    def _select_layer(self, name: str) -> None:
+        """A health warning names a layer: its filters (a conv layer) and its distributions come to the front."""
+        if self.filters.select_layer(name):
+            self.docks["filters"].raise_()
+        self.distributions.select_layer(name)
 
     # -- comparing two runs ------------------------------------------------------------------------------
     def compare_with(self, path: str) -> bool:
@@ -294,15 +218,11 @@ class MainWindow(QMainWindow):
 
     def add_run_to_curves(self, path: str) -> bool:
         """Overlay the curves of a saved run (any number of them); False, with a message, for a bad one."""
-        from cnnviz.timeline.reader import RunTimeline
-
         try:
-            timeline = RunTimeline.open(path)
+            self.curves.overlays.add_saved(path)
         except CnnvizError as exc:
             self.show_message("error", f"Could not add the run: {exc}")
             return False
-        name = timeline.header.get("name") or Path(path).name
-        self.curves.overlays.add(str(name), timeline.history)
         self.docks["curves"].raise_()
         return True
 
@@ -342,7 +262,7 @@ class MainWindow(QMainWindow):
             return False
         folder = Path(path) if Path(path).is_dir() else Path(path).parent
         self.timeline.set_folder(folder)  # its timeline, if it was saved with one
-        self._update_timeline_bar()
+        self.timeline_wiring.update_bar()
         return True
 
     # -- run commands ----------------------------------------------------------------------------------
@@ -396,68 +316,10 @@ class MainWindow(QMainWindow):
     @Slot()
     def _on_run_reset(self) -> None:
         self.timeline.set_folder(None)
-        self._update_timeline_bar()
+        self.timeline_wiring.update_bar()
         self._update_controls()
         self.speed_label.clear()
         self.step_label.clear()
-
-    # -- the timeline ------------------------------------------------------------------------------------
-    @Slot(int)
-    def _on_seek_requested(self, step: int) -> None:
-        try:
-            self.timeline.seek(step)
-        except CnnvizError as exc:
-            self.statusBar().showMessage(str(exc), 6000)
-
-    def _poll_timeline(self) -> None:
-        """While a run goes on (here or followed), take in its new records and move the timeline's end."""
-        if self.controller.active:
-            self.timeline.refresh()
-            self._update_timeline_bar()
-
-    @Slot()
-    def _update_timeline_bar(self) -> None:
-        t = self.timeline
-        keyframes = t.timeline.keyframe_steps() if t.timeline is not None else []
-        ends = [e.step for e in self.session.history.epochs if e.step is not None]
-        self.timeline_bar.set_run(t.last_step, keyframes, ends, live=t.live, exact_available=t.exact_available)
-        if t.live:
-            self._on_shown_step(self.session.weights_step)
-        if t.timeline is None:
-            why = ("This run has no timeline: it was saved without one (a single checkpoint file, or --no-timeline)"
-                   if self.session.trained and not self.controller.active else "The timeline fills as the run trains")
-            self.timeline_bar.slider.setToolTip(why)
-
-    @Slot(int)
-    def _on_shown_step(self, step: int) -> None:
-        ends = [e.step for e in self.session.history.epochs if e.step is not None]
-        epoch = sum(1 for end in ends if end < step) + (1 if step > 0 else 0)  # the epoch the step is part of
-        precision = "live" if self.timeline.live else self.timeline.shown_precision
-        self.timeline_bar.show_step(step, epoch, precision)
-        self.timeline_bar.set_live(self.timeline.live, self.timeline.exact_available)
-        self.curves.show_step(None if self.timeline.live else step)
-        self.live_label.setText("" if self.timeline.live else f"showing step {step:,}")
-
-    def _epoch_start_weights(self, step: int):
-        """(epoch, its first step, conv weights by layer) of the epoch that `step` falls in, from the exact
-        anchor at its start: what the filters' change bars compare the shown weights with."""
-        t = self.timeline.timeline
-        if t is None:
-            return None
-        starts = [0] + [e.step for e in self.session.history.epochs if e.step is not None]
-        before = [s for s in starts if s < step and s in t.anchors]
-        if not before:
-            return None
-        start = before[-1]
-        cache = self.__dict__.setdefault("_baselines", {})  # (timeline, step) -> conv weights: read once each
-        key = (id(t), start)
-        if key not in cache:
-            if len(cache) > 64:
-                cache.clear()
-            weights = t.weights(start)
-            cache[key] = {k[len("layers."):-len(".weight")]: v for k, v in weights.items()
-                          if k.startswith("layers.") and k.endswith(".weight") and v.ndim == 4}
-        return starts.index(start) + 1, start, cache[key]
 
     # -- what the experiment controller reports ---------------------------------------------------------
     @Slot(str)
@@ -586,15 +448,8 @@ class MainWindow(QMainWindow):
             self.open_run(str(path))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        """The draw panel keeps the width it needs (canvas and bars side by side) while the window leaves the
-        other columns theirs; in a smaller window it scrolls instead of pushing the window off the screen."""
         super().resizeEvent(event)
-        dock = self.docks.get("draw") if hasattr(self, "docks") else None
-        if dock is None:
-            return
-        need = self.draw.minimumSizeHint().width() + 4
-        others = self.docks["experiment"].minimumWidth() + self.feature_maps.minimumSizeHint().width() + 48
-        dock.widget().setMinimumWidth(max(120, min(need, event.size().width() - others)))
+        keep_draw_panel_width(self, event.size().width())
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
         return QSize(1440, 900)

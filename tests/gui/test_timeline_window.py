@@ -53,7 +53,7 @@ def test_the_window_s_own_run_can_be_scrubbed_and_goes_back_to_live(window, qtbo
     window.train()
     qtbot.waitUntil(lambda: not window.controller.active and window.trainer_state() == "finished", timeout=60000)
     window.timeline.refresh()
-    window._update_timeline_bar()
+    window.timeline_wiring.update_bar()
     assert window.timeline.timeline.keyframe_steps() == list(range(13))
     seen = []
     window.session.weights_changed.connect(lambda snapshot: seen.append(snapshot.step))

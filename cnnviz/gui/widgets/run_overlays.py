@@ -64,6 +64,16 @@ class RunOverlays(QObject):
         self.changed.emit()
         return key
 
+    def add_saved(self, path) -> str:
+        """Overlay the run saved at `path` (a run folder or a checkpoint file), named as the run calls itself.
+        CnnvizError for a run that cannot be read."""
+        from pathlib import Path
+
+        from cnnviz.timeline.reader import RunTimeline
+
+        timeline = RunTimeline.open(path)
+        return self.add(str(timeline.header.get("name") or Path(path).name), timeline.history)
+
     def grow(self, key: str, history: History | None = None) -> None:
         """The run gained steps (or has a new history): redraw it."""
         run = self.runs.get(key)
