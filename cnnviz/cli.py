@@ -92,7 +92,59 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", help="download a dataset into the cache")
     p.add_argument("dataset", choices=["mnist", "fashion", "kmnist"])
+
+    p = sub.add_parser("export", help="export a run: its learning process as an animated GIF or MP4")
+    p.add_argument("run", help="a run folder recorded with its timeline (cnnviz train --out)")
+    _add_animation_options(p)
     return parser
+
+
+# -- export as an animation (cnnviz/exports/animation.py): the options and their dispatch, kept together --------
+def _add_animation_options(p: argparse.ArgumentParser) -> None:
+    from cnnviz.exports import animation as a
+
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--gif", metavar="OUT.gif", help="write the learning process as a looping GIF")
+    target.add_argument("--mp4", metavar="OUT.mp4", help="... as an H.264 MP4 (needs the video extra: "
+                        'pip install "cnnviz[video]")')
+    p.add_argument("--view", choices=a.VIEWS, default="filters",
+                   help="what the animation shows (default filters; window needs a display or offscreen Qt)")
+    p.add_argument("--image", metavar="test:INDEX|FILE.png",
+                   help="the input of --view feature-maps: a test image by index (default test:0) or an image file")
+    p.add_argument("--fps", type=int, default=a.DEFAULT_FPS,
+                   help=f"frames a second, {a.FPS_RANGE[0]} to {a.FPS_RANGE[1]} (default {a.DEFAULT_FPS})")
+    p.add_argument("--size", default="x".join(map(str, a.DEFAULT_SIZE)), metavar="WxH",
+                   help=f"frame size in pixels, {a.WIDTH_RANGE[0]}-{a.WIDTH_RANGE[1]} x "
+                        f"{a.HEIGHT_RANGE[0]}-{a.HEIGHT_RANGE[1]} (default {a.DEFAULT_SIZE[0]}x{a.DEFAULT_SIZE[1]})")
+    spacing = p.add_mutually_exclusive_group()
+    spacing.add_argument("--every", type=int, metavar="N",
+                         help="one frame every N steps (each shows the stored step at or before it)")
+    spacing.add_argument("--frames", type=int, metavar="N",
+                         help=f"at most N frames, one per stored step, thinned evenly (default {a.DEFAULT_FRAMES})")
+    p.add_argument("--scale", choices=["run", "frame"], default="run",
+                   help="colour scale of each layer: one for the whole run (default: change shows) or per frame")
+
+
+def _export_animation(args) -> int:
+    from cnnviz.exports.animation import (DEFAULT_FRAMES, AnimationOptions, StderrProgress, describe,
+                                          export_animation, parse_size)
+
+    opts = AnimationOptions(run=args.run, out=args.gif or args.mp4, kind="gif" if args.gif else "mp4",
+                            view=args.view, image=args.image, fps=args.fps, size=parse_size(args.size),
+                            every=args.every, frames=args.frames or DEFAULT_FRAMES, scale=args.scale)
+    progress = StderrProgress()
+    try:
+        result = export_animation(opts, progress=progress, note=lambda text: print(f"note: {text}", file=sys.stderr))
+    finally:
+        progress.finish()
+    print(describe(result))
+    return 0
+
+
+def cmd_export(args) -> int:
+    if args.gif or args.mp4:
+        return _export_animation(args)
+    raise CnnvizError("export what? --gif OUT.gif or --mp4 OUT.mp4")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -494,7 +546,7 @@ def cmd_info(args) -> int:
 
 
 COMMANDS = {"presets": cmd_presets, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "info": cmd_info, "open": cmd_open, "download": cmd_download}
+            "info": cmd_info, "open": cmd_open, "download": cmd_download, "export": cmd_export}
 
 
 def _renormalize(split, normalization):
