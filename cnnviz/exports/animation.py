@@ -106,7 +106,8 @@ def export_animation(opts: AnimationOptions, progress: Callable[[int, int], None
     """
     import numpy as np  # noqa: F401 (here, not at the top: the CLI imports this module to build its parser)
 
-    from cnnviz.exports.encoders import GifWriter, Mp4Writer, check_output, imageio_ffmpeg_module
+    from cnnviz.exports.encoders import (GifWriter, Mp4Writer, check_gif_memory, check_output,
+                                         imageio_ffmpeg_module)
     from cnnviz.exports.plan import plan_frames
     from cnnviz.timeline.reader import RunTimeline
 
@@ -122,6 +123,8 @@ def export_animation(opts: AnimationOptions, progress: Callable[[int, int], None
     out = check_output(opts.out, opts.kind)
     timeline = RunTimeline.open(opts.run)
     frames = plan_frames(timeline, opts.every, opts.frames)
+    if opts.kind == "gif":
+        check_gif_memory(len(frames), size)
     renderer = make_renderer(timeline, opts, size)
     if progress is not None:
         progress(0, len(frames))
@@ -209,7 +212,7 @@ class StderrProgress:
     line every 5 s otherwise; silent for an export that ends within its first second."""
 
     def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
+        self.stream = sys.stderr if stream is None else stream
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = 0.1 if self.tty else 5.0
         self.started = time.monotonic()
@@ -219,7 +222,7 @@ class StderrProgress:
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
         if done == 0:
-            self.started = self._last = now
+            self.started, self._last = now, now - self.interval  # the first line may come after 1 s
             return
         if now - self.started < 1.0 or (now - self._last < self.interval and done < total):
             return

@@ -51,7 +51,7 @@ def _looks_like(path: Path, kind: str) -> bool:
     except OSError:
         return False
     if kind == "mp4":
-        return len(head) >= 8 and head[4:8] == b"ftyp" or len(head) == 0
+        return (len(head) >= 8 and head[4:8] == b"ftyp") or len(head) == 0
     return head.startswith(_MAGIC[kind]) or len(head) == 0
 
 
@@ -91,12 +91,7 @@ class GifWriter:
     def __init__(self, out: Path, fps: int, size: tuple[int, int], count: int, samples: list[np.ndarray]) -> None:
         from PIL import Image
 
-        width, height = size
-        if count * width * height > GIF_MEMORY_BYTES:
-            raise CnnvizError(f"a GIF of {count:,} frames of {width}x{height} needs "
-                              f"{count * width * height / 2**30:.1f} GiB of memory to write (at most "
-                              f"{GIF_MEMORY_BYTES / 2**30:.0f} GiB): use fewer frames (--frames, --every), a "
-                              "smaller --size, or --mp4")
+        check_gif_memory(count, size)
         self._image = Image
         self.fps = fps
         stacked = Image.fromarray(np.concatenate(samples, axis=0))
@@ -127,6 +122,18 @@ class GifWriter:
     def abort(self) -> None:
         self.frames = []
         self.staged.discard()
+
+
+def check_gif_memory(count: int, size: tuple[int, int]) -> None:
+    """Refuse a GIF whose frames would not fit in :data:`GIF_MEMORY_BYTES` while Pillow writes them."""
+    from cnnviz.files import human_size
+
+    width, height = size
+    need = count * width * height
+    if need > GIF_MEMORY_BYTES:
+        raise CnnvizError(f"a GIF of {count:,} frames of {width}x{height} needs {human_size(need)} of memory to "
+                          f"write (at most {human_size(GIF_MEMORY_BYTES)}): use fewer frames (--frames, --every), "
+                          "a smaller --size, or --mp4")
 
 
 def imageio_ffmpeg_module():

@@ -79,10 +79,19 @@ class _PanelFrames:
         self.chrome = chrome
         self._layout: list[Placement] | None = None
 
+    @property
+    def _title_height(self) -> int:
+        return text_size("Ag", self.chrome.small)[1] + 3
+
+    def picture_box(self, index: int) -> tuple[int, int, float]:
+        """(top, left, zoom) of panel `index`'s picture in the frames drawn so far."""
+        at = self._layout[index]
+        return at.y + self._title_height, at.x, int(at.zoom) if at.zoom >= 1 else at.zoom
+
     def _compose(self, panels: list[_Panel], step: int, note: str) -> np.ndarray:
         c = self.chrome
         title_size = c.small
-        title_height = text_size("Ag", title_size)[1] + 3
+        title_height = self._title_height
         if self._layout is None or len(self._layout) != len(panels):
             widths = [text_size(p.title, title_size)[0] for p in panels]
             self._layout = pack([p.picture.shape[:2] for p in panels], widths, c.content, title_height,
