@@ -26,6 +26,7 @@ def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(max(6, int(size)))
 
 
+@lru_cache(maxsize=4096)
 def text_size(text: str, size: int) -> tuple[int, int]:
     """(width, height) of `text` drawn at `size` pixels."""
     left, top, right, bottom = font(size).getbbox(text or " ")
@@ -45,7 +46,24 @@ def fit_text(text: str, size: int, width: int, min_size: int = 8) -> tuple[str, 
 
 
 def draw_text(image: Image.Image, xy: tuple[int, int], text: str, size: int, fill=INK) -> None:
-    ImageDraw.Draw(image).text(xy, text, font=font(size), fill=fill)
+    """`text` onto `image` with its top left at `xy`, in `fill` (anti-aliased over what is there)."""
+    stamp, (dx, dy) = _stamp(text, size)
+    if stamp is None:
+        return
+    x, y = int(round(xy[0])) + dx, int(round(xy[1])) + dy
+    image.paste(fill, (x, y, x + stamp.width, y + stamp.height), stamp)
+
+
+@lru_cache(maxsize=2048)
+def _stamp(text: str, size: int) -> tuple[Image.Image | None, tuple[int, int]]:
+    """The coverage mask of `text` (rendered once, then pasted: titles repeat in every frame)."""
+    f = font(size)
+    left, top, right, bottom = f.getbbox(text)
+    if right <= left or bottom <= top:
+        return None, (0, 0)
+    mask = Image.new("L", (right - left, bottom - top), 0)
+    ImageDraw.Draw(mask).text((-left, -top), text, font=f, fill=255)
+    return mask, (left, top)
 
 
 def upscale(rgb: np.ndarray, zoom: float) -> np.ndarray:

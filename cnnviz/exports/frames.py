@@ -39,6 +39,13 @@ class Chrome:
         self.bar_height = max(3, self.big // 4)
         self.top = self.bar_top + self.bar_height + self.margin
         self.epoch_ends = [s for s in epoch_ends if 0 < s < figures.last_step]
+        self._blank: np.ndarray | None = None
+
+    def blank(self) -> np.ndarray:
+        """A new frame, all background."""
+        if self._blank is None:
+            self._blank = np.full((self.height, self.width, 3), BACKGROUND, np.uint8)
+        return self._blank.copy()
 
     @property
     def content(self) -> tuple[int, int, int, int]:
@@ -96,7 +103,7 @@ class _PanelFrames:
             widths = [text_size(p.title, title_size)[0] for p in panels]
             self._layout = pack([p.picture.shape[:2] for p in panels], widths, c.content, title_height,
                                 gap=max(8, c.margin * 2))
-        frame = np.full((c.height, c.width, 3), BACKGROUND, np.uint8)
+        frame = c.blank()
         for panel, at in zip(panels, self._layout):
             picture = upscale(panel.picture, at.zoom)
             h, w = picture.shape[:2]

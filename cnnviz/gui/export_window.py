@@ -9,11 +9,18 @@ view reads best at ``--size 1280x800`` or larger).
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
 
 _SETTLE_SECONDS = 5.0  # the most one frame waits for the views to finish drawing
+
+
+def _quiet_offscreen(mode, context, message: str) -> None:
+    """Qt's messages on stderr, less the offscreen platform's harmless one about size hints."""
+    if "does not support propagateSizeHints" not in message:
+        sys.stderr.write(message + "\n")
 
 
 class WindowFrames:
@@ -24,11 +31,13 @@ class WindowFrames:
 
         # Offscreen and without the user's remembered layout when this process has no window yet (the CLI):
         # the export neither shows a window nor depends on, or changes, what the user last arranged.
+        from PySide6.QtCore import qInstallMessageHandler
         from PySide6.QtWidgets import QApplication
 
         if QApplication.instance() is None:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
             os.environ["CNNVIZ_NO_SETTINGS"] = "1"
+            qInstallMessageHandler(_quiet_offscreen)
         from cnnviz.app import create_window
 
         name = timeline.header.get("name") or timeline.header.get("preset") or timeline.path.name
