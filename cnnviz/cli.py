@@ -121,8 +121,9 @@ def _add_animation_options(p: argparse.ArgumentParser) -> None:
                          help="one frame every N steps (each shows the stored step at or before it)")
     spacing.add_argument("--frames", type=int, metavar="N",
                          help=f"at most N frames, one per stored step, thinned evenly (default {a.DEFAULT_FRAMES})")
-    p.add_argument("--scale", choices=["run", "frame"], default="run",
-                   help="colour scale of each layer: one for the whole run (default: change shows) or per frame")
+    p.add_argument("--scale", choices=["run", "frame"],
+                   help="colour scale of each layer: one for the whole run (default for filters: change shows) or "
+                        "one per frame (default for feature maps, whose deeper layers grow many times over)")
 
 
 def _export_animation(args) -> int:

@@ -44,7 +44,7 @@ class AnimationOptions:
     size: tuple[int, int] = DEFAULT_SIZE
     every: int | None = None
     frames: int = DEFAULT_FRAMES
-    scale: str = "run"
+    scale: str | None = None  # None: "run" for the filters, "frame" for the feature maps (see default_scale)
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,24 @@ def check_options(opts: AnimationOptions) -> None:
         if value is not None and not lo <= value <= hi:
             raise CnnvizError(f"{name} must be between {lo:,} and {hi:,}, got {value:,}")
     parse_size(f"{opts.size[0]}x{opts.size[1]}")
-    if opts.scale not in ("run", "frame"):
+    if opts.scale not in (None, "run", "frame"):
         raise CnnvizError(f"--scale must be run or frame, got {opts.scale!r}")
     if opts.image is not None and opts.view != "feature-maps":
         raise CnnvizError("--image chooses the input of --view feature-maps; it means nothing for the "
                           f"{opts.view} view")
+
+
+def default_scale(view: str) -> str:
+    """The colour scale a view reads best with when --scale is not given.
+
+    Filters: one scale per layer over the run. A conv layer's weights keep about their size while they
+    learn, so one scale costs the early frames little, lets a filter that strengthens darken, and stops the
+    frames flickering when one weight outgrows the others. Feature maps: one scale per frame, as the window
+    shows a step. Activations of the deeper layers grow many times over while the network learns, so one scale
+    over the run would leave the first half of the frames nearly blank, and the maps are there to show what
+    each layer picks out at that step.
+    """
+    return "frame" if view == "feature-maps" else "run"
 
 
 def export_animation(opts: AnimationOptions, progress: Callable[[int, int], None] | None = None,
@@ -104,10 +117,18 @@ def export_animation(opts: AnimationOptions, progress: Callable[[int, int], None
     CnnvizError
         A bad option, run, image or output path; a missing optional dependency; a write that failed.
     """
-    import numpy as np  # noqa: F401 (here, not at the top: the CLI imports this module to build its parser)
+    import torch
 
-    from cnnviz.exports.encoders import (GifWriter, Mp4Writer, check_gif_memory, check_output,
-                                         imageio_ffmpeg_module)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one image at a time: more threads only wait on each other (10x slower under load)
+    try:
+        return _export(opts, progress, note)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _export(opts: AnimationOptions, progress, note) -> ExportResult:
+    from cnnviz.exports.encoders import check_gif_memory, check_output, imageio_ffmpeg_module
     from cnnviz.exports.plan import plan_frames
     from cnnviz.timeline.reader import RunTimeline
 
@@ -126,8 +147,21 @@ def export_animation(opts: AnimationOptions, progress: Callable[[int, int], None
     if opts.kind == "gif":
         check_gif_memory(len(frames), size)
     renderer = make_renderer(timeline, opts, size)
-    if progress is not None:
-        progress(0, len(frames))
+    try:
+        _write(renderer, frames, out, opts, size, progress)
+    finally:
+        close = getattr(renderer, "close", None)  # the window view's window
+        if close is not None:
+            close()
+    return ExportResult(out, len(frames), size, time.perf_counter() - started, out.stat().st_size)
+
+
+def _write(renderer, frames, out: Path, opts: AnimationOptions, size: tuple[int, int], progress) -> None:
+    """Draw every frame into the writer of ``opts.kind``; the writer's file goes if anything fails."""
+    import numpy as np
+
+    from cnnviz.exports.encoders import GifWriter, Mp4Writer
+
     renderer.prepare(frames)
     rendered: dict[int, np.ndarray] = {}
     if opts.kind == "gif":  # one palette for every frame, from the first, middle and last
@@ -136,6 +170,8 @@ def export_animation(opts: AnimationOptions, progress: Callable[[int, int], None
         writer = GifWriter(out, opts.fps, size, len(frames), list(rendered.values()))
     else:
         writer = Mp4Writer(out, opts.fps, size)
+    if progress is not None:
+        progress(0, len(frames))
     try:
         for i, frame in enumerate(frames):
             picture = rendered.pop(i, None)
@@ -146,11 +182,6 @@ def export_animation(opts: AnimationOptions, progress: Callable[[int, int], None
     except BaseException:
         writer.abort()
         raise
-    finally:
-        close = getattr(renderer, "close", None)
-        if close is not None:
-            close()
-    return ExportResult(out, len(frames), size, time.perf_counter() - started, out.stat().st_size)
 
 
 def make_renderer(timeline, opts: AnimationOptions, size: tuple[int, int]):
@@ -166,11 +197,11 @@ def make_renderer(timeline, opts: AnimationOptions, size: tuple[int, int]):
     ends = [e.step for e in timeline.history.epochs if e.step]
     chrome = Chrome(size, RunFigures(timeline), f"{name} · {opts.view}", ends)
     if opts.view == "filters":
-        return FiltersFrames(timeline, chrome, opts.scale)
+        return FiltersFrames(timeline, chrome, opts.scale or default_scale(opts.view))
     if opts.view == "curves":
         return CurvesFrames(timeline, chrome)
     pixels, label = _input_image(timeline, opts.image or "test:0")
-    return FeatureMapsFrames(timeline, chrome, pixels, label, opts.scale)
+    return FeatureMapsFrames(timeline, chrome, pixels, label, opts.scale or default_scale(opts.view))
 
 
 def _input_image(timeline, image: str) -> tuple[np.ndarray, str]:

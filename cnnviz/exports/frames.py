@@ -24,6 +24,7 @@ from cnnviz.inspect.mosaic import activation_mosaic, gap_labels
 SCALES = ("run", "frame")
 # Layers whose output repeats their input in evaluation (what a frame shows): drawn once, not twice.
 _SKIPPED_KINDS = ("Flatten", "Dropout", "Dropout2d", "Identity")
+_CACHE_BYTES = 256 << 20  # activations kept between the two passes of the feature-map view
 
 
 class Chrome:
@@ -187,13 +188,13 @@ class FiltersFrames(_PanelFrames):
 class FeatureMapsFrames(_PanelFrames):
     """Every layer's output for one image, as the window's feature-map view shows it, and the prediction.
 
-    Flatten and dropout layers are left out: in evaluation their output is their input again. With
-    ``scale="run"`` each layer keeps one scale over the animation (its largest |value| when it has negative
-    values, else its largest value), so a map that grows brighter is one whose activations grew; ``"frame"``
-    scales each frame as the window does.
+    Flatten and dropout layers are left out: in evaluation their output is their input again. ``"frame"``
+    scales each frame as the window does; with ``scale="run"`` each layer keeps one scale over the animation
+    (its largest |value| when it has negative values, else its largest value), so a map that grows brighter is
+    one whose activations grew.
     """
 
-    def __init__(self, timeline, chrome: Chrome, pixels: np.ndarray, label: str, scale: str = "run") -> None:
+    def __init__(self, timeline, chrome: Chrome, pixels: np.ndarray, label: str, scale: str = "frame") -> None:
         super().__init__(chrome)
         from cnnviz.inspect.inference import InferenceModel
 
@@ -205,18 +206,30 @@ class FeatureMapsFrames(_PanelFrames):
         self._signed: dict[str, bool] = {}
         self._scales: dict[str, float] = {}
         self._gaps: dict[tuple, np.ndarray] = {}
+        self._cache: dict[int, tuple] = {}
+        self._cached_bytes = 0
 
-    def _activations(self, stored: int):
-        from cnnviz.inspect.activations import feature_maps
+    def _run(self, stored: int):
+        """(the layers' outputs, the class probabilities) at a stored step; kept from the first pass while
+        they fit in :data:`_CACHE_BYTES` (one image's activations are small, the forward passes are not free)."""
+        if stored in self._cache:
+            return self._cache[stored]
+        from cnnviz.inspect.activations import feature_maps, predict_proba
 
-        acts = feature_maps(self.weights.load(stored), self.x)
-        return [a for a in acts if a.kind not in _SKIPPED_KINDS]
+        model = self.weights.load(stored)
+        acts = [a for a in feature_maps(model, self.x) if a.kind not in _SKIPPED_KINDS]
+        result = acts, np.asarray(predict_proba(model, self.x)).reshape(-1)
+        size = sum(a.values.nbytes for a in acts)
+        if self._cached_bytes + size <= _CACHE_BYTES:
+            self._cache[stored] = result
+            self._cached_bytes += size
+        return result
 
     def prepare(self, frames: list[FrameStep]) -> None:
         if self.scale != "run":
             return
         for stored in sorted({f.stored for f in frames}):
-            for act in self._activations(stored):
+            for act in self._run(stored)[0]:
                 v = np.where(np.isfinite(act.values), act.values, 0)
                 signed = self._signed.get(act.name, False) or bool(v.min() < 0)
                 self._signed[act.name] = signed
@@ -224,10 +237,11 @@ class FeatureMapsFrames(_PanelFrames):
                                              float(np.abs(v).max() if signed else v.max()))
 
     def render(self, frame: FrameStep) -> np.ndarray:
-        from cnnviz.inspect.activations import LayerActivation, predict_proba
+        from cnnviz.inspect.activations import LayerActivation
 
+        acts, probs = self._run(frame.stored)
         panels = []
-        for act in self._activations(frame.stored):
+        for act in acts:
             if self.scale == "run" and act.name in self._scales:
                 mosaic = activation_mosaic(act, signed=self._signed[act.name], scale=self._scales[act.name] or None)
             else:
@@ -238,7 +252,6 @@ class FeatureMapsFrames(_PanelFrames):
             lut, levels = lut_for(mosaic.signed)
             rgb = paint_mosaic(mosaic.image, lut, levels, self._gaps[act.shape])[..., :3]
             panels.append(_Panel(f"{act.name} {'x'.join(str(d) for d in act.shape)}", rgb))
-        probs = np.asarray(predict_proba(self.weights.model, self.x)).reshape(-1)
         best = int(np.argmax(probs))
         names = self.inference.class_names
         answer = names[best] if best < len(names) else str(best)

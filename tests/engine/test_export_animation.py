@@ -17,7 +17,7 @@ from cnnviz.exports.animation import AnimationOptions, StderrProgress, export_an
 from cnnviz.exports.encoders import HOLD_SECONDS, MP4_MISSING, hold_frames
 from cnnviz.exports.frames import Chrome, FiltersFrames
 from cnnviz.exports.plan import FrameStep, RunFigures, plan_frames
-from cnnviz.inspect.colormap import diverging_lut
+from cnnviz.inspect.colormap import colorize, diverging_lut
 from cnnviz.timeline.reader import RunTimeline
 
 
@@ -150,11 +150,27 @@ def test_feature_maps_of_a_png_file(run, tmp_path, capsys):
     assert len(a) == 3 and not np.array_equal(a[0], b[0])  # another input, other maps
 
 
-def test_the_scale_over_the_run_differs_from_the_scale_per_frame(run, tmp_path, capsys):
-    fixed, per = tmp_path / "run.gif", tmp_path / "frame.gif"
-    for out, scale in ((fixed, "run"), (per, "frame")):
-        assert export(capsys, run, "--gif", str(out), "--scale", scale, "--size", "320x240", "--frames", "2")[0] == 0
-    assert not np.array_equal(gif_frames(fixed)[0][0], gif_frames(per)[0][0])
+@pytest.mark.parametrize("scale", ["run", "frame"])
+def test_one_scale_over_the_run_shows_a_filter_strengthen_one_per_frame_does_not(run, scale):
+    timeline = RunTimeline.open(run)
+    base = {k: v.copy() for k, v in timeline.weights(10).items()}
+    base["layers.conv1.weight"] = np.full_like(base["layers.conv1.weight"], 0.1)  # every conv1 weight positive
+    timeline.weights = lambda step: {**base, "layers.conv1.weight": base["layers.conv1.weight"] * (step + 1)}
+    renderer = FiltersFrames(timeline, Chrome((640, 480), RunFigures(timeline), "t", []), scale=scale)
+    frames = [FrameStep(0, 0), FrameStep(10, 10)]
+    renderer.prepare(frames)
+    first, last = (renderer.render(f) for f in frames)
+    top, left, zoom = renderer.picture_box(0)
+    red = tuple(diverging_lut()[-1, :3])
+    assert tuple(last[top + 1, left + 1]) == red  # the largest weight of the run: full red either way
+    if scale == "run":  # at step 0 the weights are 1/11 of their last size: pale, against the same scale
+        assert tuple(first[top + 1, left + 1]) == tuple(colorize(np.array([[1 / 11]]), diverging_lut(), (-1, 1))[0, 0, :3])
+    else:
+        assert tuple(first[top + 1, left + 1]) == red
+
+
+def test_the_default_scale_is_the_runs_for_filters_and_the_frames_for_feature_maps():
+    assert anim.default_scale("filters") == "run" and anim.default_scale("feature-maps") == "frame"
 
 
 # -- progress and cancelling -------------------------------------------------------------------------------------
