@@ -359,7 +359,11 @@ class CurvesFrames:
         columns = max(2, x1 - x0)
         for steps, values, colour, width in lines:
             xs, ys = _per_column(px(steps), values, columns, x0)
-            if width == 1:  # the raw values: a vertical stroke from each column's least to its largest value
+            if width == 1 and len(steps) <= columns:  # the raw values of a short run: a thin line through them
+                points = [(float(x), float(y)) for x, y, v in zip(px(steps), py(values), values) if math.isfinite(v)]
+                if len(points) > 1:
+                    d.line(points, fill=colour, width=1)
+            elif width == 1:  # of a long one: a vertical stroke from each column's least to its largest value
                 for col, (vmin, vmax) in enumerate(ys):
                     if math.isfinite(vmin):
                         d.line((x0 + col, float(py(vmin)), x0 + col, float(py(vmax))), fill=colour)
