@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import load_average, load_note, median, setup_env
+from bench_common import load_note, median, setup_env, wait_for_quiet
 
 
 def cnnviz(*args: str) -> subprocess.CompletedProcess:
@@ -60,7 +60,7 @@ def main() -> int:
     run = Path(args.run)
     how = ensure_run(run, args.data_dir)
     info = json.loads(cnnviz("info", str(run), "--json").stdout)
-    before = load_average()
+    before = wait_for_quiet(1.0, 300)
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         gif = Path(tmp) / "filters.gif"
