@@ -347,7 +347,7 @@ class CurvesFrames:
             d.line((x0, y, x1, y), fill=_GRID)
             label = f"{value:g}"
             draw_text(empty, (x0 - text_size(label, size)[0] - 4, y - size // 2 - 1), label, size, MUTED)
-        for step in _ticks(0, self.last, 4):
+        for step in _ticks(0, self.last, 6):
             x = float(px(step))
             d.line((x, y0, x, y1), fill=_GRID)
             label = f"{int(step):,}"
