@@ -45,10 +45,14 @@ def check_output(path: str | os.PathLike, kind: str) -> Path:
 
 
 def _looks_like(path: Path, kind: str) -> bool:
+    """Whether the existing file at `path` starts as a file of `kind` does (or is empty)."""
+    from cnnviz.files import open_regular
+
     try:
-        with open(path, "rb") as f:
+        f, _ = open_regular(path, 1 << 62, CnnvizError, f"{kind.upper()} file")  # no FIFO, device, ...
+        with f:
             head = f.read(12)
-    except OSError:
+    except (CnnvizError, OSError):
         return False
     if kind == "mp4":
         return (len(head) >= 8 and head[4:8] == b"ftyp") or len(head) == 0
