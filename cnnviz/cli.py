@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("export", help="take a run to other tools: its model as ONNX, its learning as TensorBoard "
-                       "event files", description="Export a run. Every output is checked before any work; "
+                       "event files or as an animation (GIF, MP4)", description="Export a run. Every output is checked before any work; "
                        "several can be written at once. View a TensorBoard export with `tensorboard --logdir DIR` "
                        "(pip install tensorboard).")
     p.add_argument("run", help="a run folder or checkpoint file")
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, metavar="N", help="the step of the --onnx model (default: the last; 0: the initial "
                    "weights), recomputed exactly from the run's timeline")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of text")
+    _add_animation_options(p)
 
     p = sub.add_parser("predict", help="classify an image file with a saved run")
     p.add_argument("checkpoint", help="a run folder or checkpoint file")
@@ -107,6 +108,47 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="download a dataset into the cache")
     p.add_argument("dataset", choices=["mnist", "fashion", "kmnist"])
     return parser
+
+
+# -- export as an animation (cnnviz/exports/animation.py): the options and their dispatch, kept together --------
+def _add_animation_options(p: argparse.ArgumentParser) -> None:
+    from cnnviz.exports import animation as a
+
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--gif", metavar="OUT.gif", help="write the learning process as a looping GIF")
+    target.add_argument("--mp4", metavar="OUT.mp4", help="... as an H.264 MP4 (needs the video extra: "
+                        'pip install "cnnviz[video]")')
+    p.add_argument("--view", choices=a.VIEWS, default="filters",
+                   help="what the animation shows (default filters; window needs a display or offscreen Qt)")
+    p.add_argument("--image", metavar="test:INDEX|FILE.png",
+                   help="the input of --view feature-maps: a test image by index (default test:0) or an image file")
+    p.add_argument("--fps", type=int, default=a.DEFAULT_FPS,
+                   help=f"frames a second, {a.FPS_RANGE[0]} to {a.FPS_RANGE[1]} (default {a.DEFAULT_FPS})")
+    p.add_argument("--size", default="x".join(map(str, a.DEFAULT_SIZE)), metavar="WxH",
+                   help=f"frame size in pixels, {a.WIDTH_RANGE[0]}-{a.WIDTH_RANGE[1]} x "
+                        f"{a.HEIGHT_RANGE[0]}-{a.HEIGHT_RANGE[1]} (default {a.DEFAULT_SIZE[0]}x{a.DEFAULT_SIZE[1]})")
+    spacing = p.add_mutually_exclusive_group()
+    spacing.add_argument("--every", type=int, metavar="N",
+                         help="one frame every N steps (each shows the stored step at or before it)")
+    spacing.add_argument("--frames", type=int, metavar="N",
+                         help=f"at most N frames, one per stored step, thinned evenly (default {a.DEFAULT_FRAMES})")
+    p.add_argument("--scale", choices=["run", "frame"],
+                   help="colour scale of each layer: one for the whole run (default for filters: change shows) or "
+                        "one per frame (default for feature maps, whose deeper layers grow many times over)")
+
+
+def _export_animation(args):
+    from cnnviz.exports.animation import (DEFAULT_FRAMES, AnimationOptions, StderrProgress, export_animation,
+                                          parse_size)
+
+    opts = AnimationOptions(run=args.run, out=args.gif or args.mp4, kind="gif" if args.gif else "mp4",
+                            view=args.view, image=args.image, fps=args.fps, size=parse_size(args.size),
+                            every=args.every, frames=args.frames or DEFAULT_FRAMES, scale=args.scale)
+    progress = StderrProgress()
+    try:
+        return export_animation(opts, progress=progress, note=lambda text: print(f"note: {text}", file=sys.stderr))
+    finally:
+        progress.finish()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -512,8 +554,15 @@ def cmd_export(args) -> int:
     from cnnviz.exports import onnx_export, tensorboard_export
     from cnnviz.exports.outputs import output_file, output_folder
 
-    if not (args.onnx or args.tensorboard):
-        raise CnnvizError("nothing to export: give --onnx OUT.onnx and/or --tensorboard DIR")
+    animation = bool(args.gif or args.mp4)
+    if not (args.onnx or args.tensorboard or animation):
+        raise CnnvizError("nothing to export: give --onnx OUT.onnx, --tensorboard DIR, --gif OUT.gif or --mp4 OUT.mp4")
+    if animation:  # its options are checked before any other export's slow part too
+        from cnnviz.exports.animation import AnimationOptions, check_options, parse_size
+
+        check_options(AnimationOptions(run=args.run, out=args.gif or args.mp4, kind="gif" if args.gif else "mp4",
+                                       view=args.view, image=args.image, fps=args.fps, size=parse_size(args.size),
+                                       every=args.every, frames=args.frames or 150, scale=args.scale))
     if args.step is not None and not args.onnx:
         raise CnnvizError("--step chooses the step of the --onnx model; --tensorboard always writes the whole run")
     if args.onnx:  # every package and output is checked before the slow part (recomputing a step)
@@ -547,6 +596,14 @@ def cmd_export(args) -> int:
         if not args.json:
             print(f"wrote {r.folder}: {r.scalars:,} scalars, {r.histograms:,} histograms, {r.images:,} filter images;"
                   f" view with: tensorboard --logdir {r.logdir}")
+    if animation:
+        from cnnviz.exports.animation import describe
+
+        r = _export_animation(args)
+        done["animation"] = {"path": str(r.path), "frames": r.frames, "size": list(r.size), "bytes": r.bytes,
+                             "seconds": round(r.seconds, 3)}
+        if not args.json:
+            print(describe(r))
     if args.json:
         print(json.dumps(done))
     return 0

@@ -4,7 +4,9 @@
 
 Opens the real window, loads the IDX folder, trains the preset, and while it trains grabs each panel:
 curves, filters, feature maps, the drawing canvas with a drawn digit and its Grad-CAM, the evaluation
-panel with a confusion cell opened, the model table and the convolution playground.
+panel with a confusion cell opened, the model table and the convolution playground. When the run ended:
+the window at a step of its second epoch (the timeline), the distributions and training health; then ReLU
+against sigmoid trained side by side (the compare dock, the overlaid curves).
 """
 from __future__ import annotations
 
@@ -71,6 +73,8 @@ def main() -> int:
     parser.add_argument("--data-dir", required=True, help="folder with the four MNIST IDX files")
     parser.add_argument("--preset", default="gorner-dropout")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--compare-steps", type=int, default=1200,
+                        help="train ReLU and sigmoid side by side for this many steps (0: no comparison shots)")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["CNNVIZ_NO_SETTINGS"] = "1"
@@ -135,6 +139,36 @@ def main() -> int:
     d["curves"].raise_()
     d["feature_maps"].raise_()
     grab("window", w)
+    # the timeline: wait for the run to end, then go back to a step of its second epoch
+    wait_until(lambda: not w.controller.active, timeout=1800)
+    w.timeline.refresh()
+    w.timeline_wiring.update_bar()
+    ends = [e.step for e in w.session.history.epochs]
+    w.seek(ends[0] + (ends[1] - ends[0]) // 3)
+    d["filters"].raise_()
+    grab("timeline", w)
+    d["distributions"].raise_()
+    grab("distributions", d["distributions"])
+    d["health"].raise_()
+    grab("health", d["health"])
+    w.timeline.go_live()
+    if args.compare_steps:
+        # ReLU against sigmoid on the same batches, side by side
+        w.reset()
+        w.session.set_recipe(w.session.recipe.replace(train__epochs=1000, train__max_steps=args.compare_steps))
+        assert w.train_variant("activation", "sigmoid")
+        wait_until(lambda: not w.controller.active and not w.compare.controller.active, timeout=3600)
+        w.session.select_test_image(int(np.flatnonzero(w.session.data.test.labels.numpy() == 5)[0]))
+        d["compare"].raise_()
+        w.compare_view.tabs.setCurrentIndex(0)
+        grab("compare_filters", d["compare"])
+        w.compare_view.tabs.setCurrentIndex(2)
+        grab("compare_answers", d["compare"])
+        d["curves"].raise_()
+        grab("compare_curves", d["curves"])
+        d["compare"].raise_()
+        w.compare_view.tabs.setCurrentIndex(1)
+        grab("compare_window", w)
     w.close()
     print(f"{len(shots)} screenshots in {OUT}")
     return 0

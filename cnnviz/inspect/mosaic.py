@@ -71,6 +71,25 @@ class Mosaic:
         return (grid_r * (self.tile_h + self.pad), grid_c * (self.tile_w + self.pad), self.tile_h, self.tile_w)
 
 
+DATA, GAP, INNER = 0, 1, 2  # labels of gap_labels
+
+
+def gap_labels(blank: Mosaic) -> np.ndarray:
+    """Label every pixel of a layout: DATA, GAP (between tiles, unused cells) or INNER (a gap in a tile).
+
+    ``blank`` is the same layout made from all-ones tiles, so any 0 in it is padding of some kind.
+    """
+    h, w = blank.image.shape
+    rows = np.arange(h) % (blank.tile_h + blank.pad) < blank.tile_h
+    cols = np.arange(w) % (blank.tile_w + blank.pad) < blank.tile_w
+    cell = (np.arange(h) // (blank.tile_h + blank.pad))[:, None] * blank.cols + (
+        np.arange(w) // (blank.tile_w + blank.pad))[None, :]
+    in_tile = rows[:, None] & cols[None, :] & (cell < blank.count)
+    labels = np.where(blank.image == 0, INNER, DATA).astype(np.uint8)
+    labels[~in_tile] = GAP
+    return labels
+
+
 def grid_cols(n: int, tile_h: int, tile_w: int, pad: int) -> int:
     """Columns that make ``n`` tiles of ``tile_h`` x ``tile_w`` closest to a square image."""
     # rows * (h + pad) ~= cols * (w + pad) with rows * cols ~= n gives a real-valued estimate; the
@@ -188,12 +207,13 @@ def make_mosaic(
     )
 
 
-def activation_mosaic(act: LayerActivation) -> Mosaic:
+def activation_mosaic(act: LayerActivation, signed: bool | None = None, scale: float | None = None) -> Mosaic:
     """The mosaic of one layer's output.
 
     (C, H, W) maps give C tiles; a flat (N,) output (dense layers) gives N tiles of 1 x 1 pixel with no
     padding, in a near-square grid, so :meth:`Mosaic.tile_at` returns the unit's index. Outputs with a
-    negative value are shown signed (0 stays 0), others min-max scaled.
+    negative value are shown signed (0 stays 0), others min-max scaled. ``signed`` and ``scale`` fix both
+    instead (e.g. one scale for a layer over a whole run, in an animation).
     """
     v = np.asarray(act.values)
     if v.ndim == 0 or v.ndim == 1:
@@ -203,5 +223,6 @@ def activation_mosaic(act: LayerActivation) -> Mosaic:
     else:
         v = v.reshape(-1, *v.shape[-2:])  # (H, W) -> one tile; (..., C, H, W) -> all maps
         cols, pad = None, 1
-    signed = bool(float(np.where(np.isfinite(v), v, 0).min()) < 0)
-    return make_mosaic(v, cols=cols, pad=pad, signed=signed)
+    if signed is None:
+        signed = bool(float(np.where(np.isfinite(v), v, 0).min()) < 0)
+    return make_mosaic(v, cols=cols, pad=pad, signed=signed, scale=scale)

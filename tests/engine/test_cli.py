@@ -63,7 +63,6 @@ def test_progress_line_polls_between_batches_and_listens_to_no_step(capsys):
     """The progress line asks for the latest metrics between batches, so the Trainer stays on its fast path
     (no step listener); it shows the metrics of a real step and its poller ends with the fit."""
     from cnnviz.cli import _Progress
-    from cnnviz.config import DataConfig
     from cnnviz.data.prepare import load_data
     from cnnviz.training.callbacks import bound_hooks
     from cnnviz.training.trainer import Trainer

@@ -369,7 +369,7 @@ def test_a_step_out_of_range_is_one_line(scaled_run, tmp_path, capsys, argv, exp
 
 
 @pytest.mark.parametrize("argv, expected", [
-    ([], "nothing to export: give --onnx OUT.onnx and/or --tensorboard DIR"),
+    ([], "nothing to export: give --onnx OUT.onnx, --tensorboard DIR, --gif OUT.gif or --mp4 OUT.mp4"),
     (["--tensorboard", "TB", "--step", "3"], "--step chooses the step of the --onnx model"),
 ])
 def test_an_export_without_an_output_or_with_a_step_for_tensorboard_is_refused(scaled_run, tmp_path, capsys,

@@ -1,6 +1,5 @@
 """Health warnings from layer statistics: known answers on hand-built records, and on records taken from a
 real network whose ReLUs are forced dead."""
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st

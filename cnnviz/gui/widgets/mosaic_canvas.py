@@ -23,27 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnviz.gui.widgets.colormaps import INNER_GAP, TILE_BACKGROUND, colorize
-from cnnviz.inspect.mosaic import Mosaic
-
-
-DATA, GAP, INNER = 0, 1, 2  # labels of gap_labels
-
-
-def gap_labels(blank: Mosaic) -> np.ndarray:
-    """Label every pixel of a layout: DATA, GAP (between tiles, unused cells) or INNER (a gap in a tile).
-
-    ``blank`` is the same layout made from all-ones tiles, so any 0 in it is padding of some kind.
-    """
-    h, w = blank.image.shape
-    rows = np.arange(h) % (blank.tile_h + blank.pad) < blank.tile_h
-    cols = np.arange(w) % (blank.tile_w + blank.pad) < blank.tile_w
-    cell = (np.arange(h) // (blank.tile_h + blank.pad))[:, None] * blank.cols + (
-        np.arange(w) // (blank.tile_w + blank.pad))[None, :]
-    in_tile = rows[:, None] & cols[None, :] & (cell < blank.count)
-    labels = np.where(blank.image == 0, INNER, DATA).astype(np.uint8)
-    labels[~in_tile] = GAP
-    return labels
+from cnnviz.gui.widgets.colormaps import TILE_BACKGROUND
+from cnnviz.inspect.colormap import paint_mosaic
+from cnnviz.inspect.mosaic import DATA, GAP, INNER, Mosaic, gap_labels  # noqa: F401 (the views import them here)
 
 
 class MosaicCanvas(pg.GraphicsView):
@@ -89,10 +71,7 @@ class MosaicCanvas(pg.GraphicsView):
     def set_mosaic(self, mosaic: Mosaic, lut: np.ndarray, levels: tuple[float, float],
                    gaps: np.ndarray | None = None) -> None:
         """Show ``mosaic.image`` coloured by ``lut`` over ``levels``; ``gaps`` from :func:`gap_labels`."""
-        rgba = colorize(mosaic.image, lut, levels)
-        if gaps is not None and gaps.shape == mosaic.image.shape:
-            rgba[gaps == GAP, :3] = TILE_BACKGROUND
-            rgba[gaps == INNER, :3] = INNER_GAP
+        rgba = paint_mosaic(mosaic.image, lut, levels, gaps)
         resized = self._mosaic is None or self._mosaic.image.shape != mosaic.image.shape
         self._mosaic = mosaic
         self.image_item.setImage(rgba, autoLevels=False, levels=None)
