@@ -117,7 +117,7 @@ def _add_animation_options(p: argparse.ArgumentParser) -> None:
     target = p.add_mutually_exclusive_group()
     target.add_argument("--gif", metavar="OUT.gif", help="write the learning process as a looping GIF")
     target.add_argument("--mp4", metavar="OUT.mp4", help="... as an H.264 MP4 (needs the video extra: "
-                        'pip install "cnnviz[video]")')
+                        "pip install imageio imageio-ffmpeg)")
     p.add_argument("--view", choices=a.VIEWS, default="filters",
                    help="what the animation shows (default filters; window needs a display or offscreen Qt)")
     p.add_argument("--image", metavar="test:INDEX|FILE.png",

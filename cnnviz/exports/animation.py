@@ -45,6 +45,10 @@ class AnimationOptions:
     every: int | None = None
     frames: int = DEFAULT_FRAMES
     scale: str | None = None  # None: "run" for the filters, "frame" for the feature maps (see default_scale)
+    # The feature maps' input given as pixels instead of ``image`` (the window passes the input it shows):
+    # (H, W) in [0, 1] at the model's input size, ink = 1, and the words the caption names it with.
+    pixels: object = None
+    pixels_label: str = "your input"
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ def check_options(opts: AnimationOptions) -> None:
     parse_size(f"{opts.size[0]}x{opts.size[1]}")
     if opts.scale not in (None, "run", "frame"):
         raise CnnvizError(f"--scale must be run or frame, got {opts.scale!r}")
+    if opts.image is not None and opts.pixels is not None:
+        raise CnnvizError("give the feature maps' input either as --image or as pixels, not both")
     if opts.image is not None and opts.view != "feature-maps":
         raise CnnvizError("--image chooses the input of --view feature-maps; it means nothing for the "
                           f"{opts.view} view")
@@ -170,9 +176,9 @@ def _write(renderer, frames, out: Path, opts: AnimationOptions, size: tuple[int,
         writer = GifWriter(out, opts.fps, size, len(frames), list(rendered.values()))
     else:
         writer = Mp4Writer(out, opts.fps, size)
-    if progress is not None:
-        progress(0, len(frames))
     try:
+        if progress is not None:
+            progress(0, len(frames))
         for i, frame in enumerate(frames):
             picture = rendered.pop(i, None)
             writer.add(picture if picture is not None else renderer.render(frame))
@@ -200,8 +206,24 @@ def make_renderer(timeline, opts: AnimationOptions, size: tuple[int, int]):
         return FiltersFrames(timeline, chrome, opts.scale or default_scale(opts.view))
     if opts.view == "curves":
         return CurvesFrames(timeline, chrome)
-    pixels, label = _input_image(timeline, opts.image or "test:0")
+    if opts.pixels is not None:
+        pixels, label = _given_pixels(timeline, opts.pixels), opts.pixels_label
+    else:
+        pixels, label = _input_image(timeline, opts.image or "test:0")
     return FeatureMapsFrames(timeline, chrome, pixels, label, opts.scale or default_scale(opts.view))
+
+
+def _given_pixels(timeline, pixels) -> np.ndarray:
+    """Pixels handed over by the caller, checked against the run's input size."""
+    import numpy as np
+
+    anchor = timeline.load_anchor(max(timeline.anchors))
+    shape = tuple(int(v) for v in anchor.spec.input_shape[1:])
+    array = np.asarray(pixels, np.float32)
+    if array.shape != shape:
+        raise CnnvizError(f"the input image is {'x'.join(map(str, array.shape))} but the run's model takes "
+                          f"{'x'.join(map(str, shape))}; pick a test image of the run's data")
+    return np.clip(np.nan_to_num(array), 0.0, 1.0)
 
 
 def _input_image(timeline, image: str) -> tuple[np.ndarray, str]:

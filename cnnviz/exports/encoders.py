@@ -15,7 +15,7 @@ import numpy as np
 from cnnviz.errors import CnnvizError
 
 HOLD_SECONDS = 2.0  # the last frame stays this long before the animation loops: the trained network, readable
-MP4_MISSING = 'MP4 export needs imageio-ffmpeg: pip install "cnnviz[video]"'
+MP4_MISSING = "MP4 export needs imageio and imageio-ffmpeg: pip install imageio imageio-ffmpeg"
 GIF_MEMORY_BYTES = 2 << 30  # Pillow holds every frame of a GIF until it writes it: one byte a pixel a frame
 _MAGIC = {"gif": (b"GIF87a", b"GIF89a"), "mp4": ()}
 

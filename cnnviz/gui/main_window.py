@@ -13,7 +13,7 @@ from cnnviz.data.prepare import PreparedData
 from cnnviz.gui import settings
 from cnnviz.gui.background_task import BackgroundTask
 from cnnviz.gui.compare_controller import CompareController
-from cnnviz.gui.run_exports import export_run
+from cnnviz.gui.run_exports import export_animation, export_run
 from cnnviz.gui.data_loader import DataLoader
 from cnnviz.gui.experiment_controller import ExperimentController
 from cnnviz.gui.session import Session
@@ -195,6 +195,10 @@ class MainWindow(QMainWindow):
         """Export the run in the background, with progress and cancel: "onnx" (the model at `step`, default the
         step shown), "tensorboard" (the run's event files into the folder `path`). False when it cannot start."""
         return export_run(self, kind, path, step)
+
+    def export_animation(self, path: str, choices: dict) -> bool:
+        """Write the run as a GIF or MP4 in the background (choices: kind, view, size, fps, frames, scale)."""
+        return export_animation(self, path, choices)
 
     @Slot(str)
     def _select_layer(self, name: str) -> None:

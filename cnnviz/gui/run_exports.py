@@ -1,4 +1,5 @@
-"""The window's exports of a run that take a while (ONNX, TensorBoard), in the background with progress and cancel.
+"""The window's exports of a run that take a while (ONNX, TensorBoard, GIF/MP4), in the background with progress
+and cancel.
 
 The work is the engine's (`cnnviz/exports/`), the same as `cnnviz export`; the window gives it the run folder it
 shows and the step on the timeline, and reports what was written.
@@ -6,13 +7,48 @@ shows and the step on the timeline, and reports what was written.
 from __future__ import annotations
 
 
-def export_run(window, kind: str, path: str, step: int | None = None) -> bool:
-    """Start exporting the window's run: "onnx" (the model at `step`, default the step shown) or "tensorboard"
-    (its event files into the folder `path`). False when there is nothing to export or another export runs."""
+def _has_run(window) -> bool:
     folder = window.timeline.folder
     if folder is None or not ((folder / "checkpoint.safetensors").is_file() or (folder / "events.jsonl").is_file()):
         window.show_message("warning", "Nothing to export yet: train the model first (or open a run).")
         return False
+    return True
+
+
+def export_animation(window, path: str, choices: dict) -> bool:
+    """Start writing the window's run as a GIF or MP4 (`choices` as AnimationDialog.choices gives them); the
+    feature maps are those of the input the window shows. False when it cannot start."""
+    if not _has_run(window):
+        return False
+    from cnnviz.errors import CnnvizError
+    from cnnviz.exports.animation import AnimationOptions, export_animation as write_animation
+
+    shown = window.session.selected_input
+    extra = {}
+    if choices["view"] == "feature-maps" and shown is not None:
+        extra = {"pixels": shown.pixels.copy(), "pixels_label": shown.label}
+    opts = AnimationOptions(run=str(window.timeline.folder), out=path, **choices, **extra)
+    notes: list[str] = []
+
+    def work(progress, cancel):
+        def step(done: int, total: int) -> None:
+            if cancel.is_set():
+                raise CnnvizError("Animation export cancelled; nothing was written.")
+            progress(done, total)
+
+        done = write_animation(opts, progress=step, note=notes.append)
+        size = f"{done.bytes / 1e6:.1f} MB" if done.bytes >= 1e5 else f"{done.bytes / 1e3:.0f} kB"
+        return " ".join([f"Wrote {done.frames:,} frames ({size}) to {done.path}.", *notes])
+
+    return window.exports.start(f"Exporting the run as {choices['kind'].upper()}", work)
+
+
+def export_run(window, kind: str, path: str, step: int | None = None) -> bool:
+    """Start exporting the window's run: "onnx" (the model at `step`, default the step shown) or "tensorboard"
+    (its event files into the folder `path`). False when there is nothing to export or another export runs."""
+    if not _has_run(window):
+        return False
+    folder = window.timeline.folder
     if kind == "onnx":
         from cnnviz.exports.onnx_export import export_onnx
 

@@ -77,6 +77,47 @@ def load_experiment() -> tuple[str | None, Recipe | None]:
     return (preset or None), recipe
 
 
+def save_animation(choices: dict) -> None:
+    """The last animation export's choices (File -> Export -> Animation)."""
+    if enabled():
+        s = _settings()
+        s.setValue("export/animation", json.dumps({**choices, "size": list(choices["size"])}))
+
+
+def load_animation() -> dict:
+    """The last animation export's choices, each checked; {} (and the entry dropped) when damaged."""
+    if not enabled():
+        return {}
+    s = _settings()
+    text = s.value("export/animation")
+    if text is None:
+        return {}
+    from cnnviz.exports.animation import AnimationOptions, check_options
+
+    try:
+        raw = json.loads(text) if isinstance(text, str) and len(text) <= MAX_TEXT else None
+        if not isinstance(raw, dict):
+            raise CnnvizError(f"expected the choices of an animation export, got {describe(text)}")
+        size = raw.get("size")
+        if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int for v in size)):
+            raise CnnvizError(f"expected a size [width, height], got {describe(size)}")
+        for key in ("fps", "frames"):
+            if type(raw.get(key)) is not int:
+                raise CnnvizError(f"expected a whole number of {key}, got {describe(raw.get(key))}")
+        for key in ("kind", "view"):
+            if not isinstance(raw.get(key), str):
+                raise CnnvizError(f"expected a {key} name, got {describe(raw.get(key))}")
+        if raw.get("scale") is not None and not isinstance(raw["scale"], str):
+            raise CnnvizError(f"expected a colour scale name, got {describe(raw['scale'])}")
+        choices = {"kind": raw["kind"], "view": raw["view"], "size": tuple(size), "fps": raw["fps"],
+                   "frames": raw["frames"], "scale": raw.get("scale")}
+        check_options(AnimationOptions(run="", out="", **choices))
+    except (CnnvizError, ValueError) as exc:
+        _drop(s, "export/animation", str(exc))
+        return {}
+    return choices
+
+
 def take_problems() -> str | None:
     """One line about the damaged settings found and reset since the last call, or None."""
     if not _problems:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox
+from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QMessageBox
 
 from cnnviz import __version__
 from cnnviz.errors import CnnvizError
@@ -61,6 +61,8 @@ def build_menus(window: QMainWindow) -> dict[str, QAction]:
         "The model as the timeline shows it, for Netron or onnxruntime (pixels in [0, 1] in, class scores out)")
     add(export, "export_tensorboard", "Run for TensorBoard…", lambda: _export_run(window, "tensorboard"), None,
         "The run's curves, histograms and filters as TensorBoard event files (tensorboard --logdir FOLDER)")
+    add(export, "export_animation", "Run as an animation (GIF or MP4)…", lambda: _export_animation(window), None,
+        "How the filters, the feature maps or the curves changed over the run, one frame per stored step")
     file_menu.addSeparator()
     add(file_menu, "quit", "&Quit", window.close, "Ctrl+Q")
 
@@ -155,6 +157,31 @@ def _export_run(window: QMainWindow, kind: str) -> None:
         path = QFileDialog.getExistingDirectory(window, "Export for TensorBoard into folder")
     if path:
         window.export_run(kind, path)
+
+
+def _export_animation(window: QMainWindow) -> None:
+    from cnnviz.gui.animation_dialog import AnimationDialog
+
+    window.timeline.refresh()
+    timeline = window.timeline.timeline
+    stored = len(timeline.keyframe_steps()) if timeline is not None else 0
+    if stored < 2:
+        window.show_message("warning", "Nothing to animate yet: the run must store the weights of two steps or "
+                                       "more. Train a little (or open a run recorded with its timeline).")
+        return
+    shown = window.session.selected_input
+    dialog = AnimationDialog(stored, shown.label if shown is not None else None, window)
+    if dialog.exec() != QDialog.DialogCode.Accepted:
+        return
+    choices = dialog.choices()
+    kind = choices["kind"]
+    pattern = "GIF animation (*.gif)" if kind == "gif" else "MP4 video (*.mp4)"
+    path, _ = QFileDialog.getSaveFileName(window, "Export the run as an animation",
+                                          f"{choices['view']}.{kind}", pattern)
+    if path:
+        if not path.lower().endswith("." + kind):
+            path += "." + kind
+        window.export_animation(path, choices)
 
 
 # -- help ------------------------------------------------------------------------------------------------

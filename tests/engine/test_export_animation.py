@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from cnnviz.cli import main
+from cnnviz.errors import CnnvizError
 from cnnviz.exports import animation as anim
 from cnnviz.exports.animation import AnimationOptions, StderrProgress, export_animation
 from cnnviz.exports.encoders import HOLD_SECONDS, MP4_MISSING, hold_frames
@@ -288,7 +289,7 @@ def test_mp4_without_the_video_extra_says_how_to_get_it(run, tmp_path, capsys, m
         monkeypatch.setitem(sys.modules, "imageio.v2", None)
     code, _, err = export(capsys, run, "--mp4", str(tmp_path / "a.mp4"))
     assert code == 2 and err == f"error: {MP4_MISSING}\n"
-    assert err == 'error: MP4 export needs imageio-ffmpeg: pip install "cnnviz[video]"\n'
+    assert err == f"error: {MP4_MISSING}\n" and "pip install imageio imageio-ffmpeg" in err
     assert not list(tmp_path.iterdir())
 
 
@@ -302,3 +303,26 @@ def test_a_gif_too_large_for_memory_is_refused_before_drawing(run, tmp_path, mon
     with pytest.raises(Exception, match=r"needs 206.2 KiB of memory to write \(at most 1000 bytes\)"):
         export_animation(AnimationOptions(run=str(run), out=str(tmp_path / "a.gif"), size=(160, 120)))
     assert not list(tmp_path.iterdir())
+
+
+def test_pixels_handed_over_show_that_input_and_a_wrong_size_is_refused(run, tmp_path):
+    bar = np.zeros((28, 28), np.float32)
+    bar[4:24, 12:16] = 1.0
+    done = export_animation(AnimationOptions(str(run), str(tmp_path / "bar.gif"), view="feature-maps",
+                                             size=(320, 240), frames=2, pixels=bar, pixels_label="a bar"))
+    assert done.frames == 2 and (tmp_path / "bar.gif").is_file()
+    with pytest.raises(CnnvizError, match="the input image is 20x20 but the run's model takes 28x28"):
+        export_animation(AnimationOptions(str(run), str(tmp_path / "small.gif"), view="feature-maps",
+                                          pixels=np.zeros((20, 20))))
+    with pytest.raises(CnnvizError, match="either as --image or as pixels"):
+        export_animation(AnimationOptions(str(run), str(tmp_path / "both.gif"), view="feature-maps",
+                                          image="test:0", pixels=bar))
+
+
+def test_a_cancel_at_the_first_progress_call_leaves_no_file(run, tmp_path):
+    def cancel(done, total):
+        raise CnnvizError("cancelled")
+
+    with pytest.raises(CnnvizError, match="cancelled"):
+        export_animation(AnimationOptions(str(run), str(tmp_path / "a.gif"), size=(160, 120)), progress=cancel)
+    assert list(tmp_path.iterdir()) == []

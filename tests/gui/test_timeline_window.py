@@ -120,3 +120,55 @@ def test_the_export_menu_writes_onnx_at_the_step_shown_and_tensorboard_files(win
     window.exports.wait()
     qtbot.waitUntil(lambda: window.banner.isVisible() and window.banner.level == "error", timeout=5000)
     assert "folder" in window.banner.text()
+
+
+def test_the_export_menu_writes_an_animation_of_the_feature_maps_of_the_input_shown(window, qtbot, sparse_run,
+                                                                                   tmp_path, monkeypatch):
+    from PIL import Image
+    from PySide6.QtWidgets import QDialog, QFileDialog
+
+    from cnnviz.gui.animation_dialog import AnimationDialog
+
+    assert window.open_run(str(sparse_run))
+    window.session.select_test_image(3)
+    monkeypatch.setattr(AnimationDialog, "exec", lambda self: (
+        self.view.setCurrentIndex(self.view.findData("feature-maps")), self.size.setCurrentText("320x240"),
+        QDialog.DialogCode.Accepted)[-1])
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "maps"), ""))
+    window.actions_by_name["export_animation"].trigger()
+    window.exports.wait()
+    qtbot.wait(50)
+    gif = tmp_path / "maps.gif"  # the format's suffix is added
+    assert gif.is_file(), window.banner.text()
+    with Image.open(gif) as image:
+        assert image.n_frames == 3 and image.size == (320, 240)  # the run's three stored steps
+    assert "Wrote 3 frames" in window.statusBar().currentMessage()
+
+
+def test_a_cancelled_animation_export_leaves_no_file(window, qtbot, sparse_run, tmp_path):
+    assert window.open_run(str(sparse_run))
+    choices = {"kind": "gif", "view": "filters", "size": (320, 240), "fps": 10, "frames": 150, "scale": None}
+    assert window.export_animation(str(tmp_path / "a.gif"), choices)
+    window.exports.cancel()
+    window.exports.wait()
+    qtbot.wait(50)
+    assert "cancelled" in window.statusBar().currentMessage() and list(tmp_path.iterdir()) == []
+
+
+def test_the_animation_dialog_refuses_a_bad_size_and_says_how_long_the_animation_is(qtbot):
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from cnnviz.gui.animation_dialog import AnimationDialog
+
+    dialog = AnimationDialog(40, "test image 3 (7)")
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert "40 steps: 40 frames, 4.0 s" in dialog.summary.text() and ok.isEnabled()
+    assert dialog.view.itemText(1) == "Feature maps of test image 3 (7)"
+    dialog.size.setCurrentText("12x9000")
+    assert not ok.isEnabled() and "out of range" in dialog.error.text()
+    dialog.size.setCurrentText("800x600")
+    dialog.frames.setValue(20)
+    assert ok.isEnabled() and "20 frames, 2.0 s" in dialog.summary.text()
+    assert dialog.choices() == {"kind": "gif", "view": "filters", "size": (800, 600), "fps": 10, "frames": 20,
+                                "scale": None}

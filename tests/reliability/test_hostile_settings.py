@@ -89,3 +89,21 @@ def test_load_experiment_without_a_window(settings_file):
     assert "batch size must be at least 1, got 0" in settings.take_problems()
     s.setValue("experiment/recipe", '{"train": {"batch_size": 32}}')
     assert settings.load_experiment()[1] == Recipe().replace(train__batch_size=32)
+
+
+@pytest.mark.parametrize("stored", ['{"kind": "gif", "view": "filters", "size": [10, 10], "fps": 10, "frames": 5}',
+                                    '{"kind": "gif", "view": "filters", "size": [640, 480], "fps": "10", "frames": 5}',
+                                    '{"kind": "avi", "view": "filters", "size": [640, 480], "fps": 10, "frames": 5}',
+                                    '[1, 2]', "{", ["a"]])
+def test_damaged_animation_choices_are_dropped(settings_file, stored):
+    s = settings_file()
+    s.setValue("export/animation", stored)
+    s.sync()
+    assert settings.load_animation() == {}
+    assert "export/animation" in settings.take_problems() and settings_file().value("export/animation") is None
+
+
+def test_animation_choices_are_remembered(settings_file):
+    choices = {"kind": "gif", "view": "curves", "size": (800, 600), "fps": 12, "frames": 40, "scale": "frame"}
+    settings.save_animation(choices)
+    assert settings.load_animation() == choices and settings.take_problems() is None
