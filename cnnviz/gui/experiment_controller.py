@@ -26,10 +26,16 @@ _DATA_KEYS = ("dataset", "data_dir", "train_subset", "validation", "validation_f
               "one_vs_rest", "balance_classes", "seed")
 
 
+def preset_of(spec: ModelSpec) -> str:
+    """The name of the preset whose layers ``spec`` has (a run opened from disk), or "custom"."""
+    layers = spec.named().layers
+    return next((name for name, p in PRESETS.items() if p.spec.named().layers == layers), "custom")
+
+
 class ExperimentController(QObject):
     """Preset, recipe, model, data and runs of the window's one experiment."""
 
-    preset_changed = Signal(str)  # the preset shown ("custom" for an opened run)
+    preset_changed = Signal(str)  # the preset shown ("custom" for a run whose model is no preset's)
     recipe_shown = Signal(object)  # Recipe: the form should show it
     dataset_shown = Signal(str, object)  # dataset key, data folder: the dataset chooser should show it
     data_problem_changed = Signal(str)  # why the model cannot take the data ("" when it can)
@@ -235,7 +241,8 @@ class ExperimentController(QObject):
         s = self.session
         s.set_recipe(ckpt.recipe)
         self.recipe_shown.emit(ckpt.recipe)
-        self.preset_name = "custom"
+        self.preset_name = preset_of(ckpt.spec)
+        self.preset_changed.emit(self.preset_name)
         s.set_spec(ckpt.spec)
         s.load_weights(ckpt.model_state, ckpt.step)
         s.reset_history(ckpt.history)
@@ -272,7 +279,7 @@ class ExperimentController(QObject):
         s = self.session
         s.set_recipe(recipe)
         self.recipe_shown.emit(recipe)
-        self.preset_name = str(header.get("name") or "custom")
+        self.preset_name = preset_of(spec)
         self.preset_changed.emit(self.preset_name)
         s.set_spec(spec)
         self.reload_data_if_needed(recipe.data)

@@ -169,6 +169,26 @@ def test_save_and_reopen_a_run(qtbot, window, tmp_path):
     assert len(window.session.history.epochs) == 2
 
 
+def test_an_opened_run_shows_its_preset_or_custom_in_the_preset_box(window, tmp_path):
+    import json
+
+    from cnnviz.cli import main
+    from cnnviz.presets import get_preset
+
+    spec = get_preset("cntk-conv").spec.to_dict()  # cntk-conv with 5 filters in its first layer: no preset's
+    spec["layers"] = [dict(layer, size=5) if layer["size"] == 8 else layer for layer in spec["layers"]]
+    (tmp_path / "m.json").write_text(json.dumps(spec))
+    combo = window.findChild(QComboBox, "presetCombo")
+    pick_preset(window, "gorner")
+    for model, shown in (("cntk-conv", "cntk-conv"), ("custom", "custom")):
+        argv = ["--preset", "cntk-conv"] if model == "cntk-conv" else ["--model", str(tmp_path / "m.json")]
+        out = tmp_path / model
+        assert main(["train", *argv, "--subset", "200", "--epochs", "1", "--out", str(out), "--json"]) == 0
+        assert window.open_run(str(out))
+        assert window.preset_name == shown and combo.currentData() == shown, (model, combo.currentText())
+    assert combo.currentText().startswith("custom")
+
+
 def test_opening_a_garbage_run_shows_a_message(window, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"garbage" * 10)

@@ -24,6 +24,7 @@ from cnnviz.models import ACTIVATIONS, summarize
 from cnnviz.presets import PRESETS
 
 _OPEN, _FOLDER = "open-folder", "folder"  # dataset combo keys that are not datasets
+CUSTOM = "custom"  # the preset box entry of a model no preset has (an opened run)
 _TRAIN_SIZES = {"sample": 4000, "mnist": 60000, "fashion": 60000, "kmnist": 60000}  # before validation
 _GORNER = "lr = min + (max - min) * exp(-step / decay), with max the learning rate above"
 
@@ -330,7 +331,12 @@ class ExperimentPanel(QWidget):
     def set_preset(self, name: str) -> None:
         """Show preset `name` (and no overrides) without emitting."""
         with self._quiet():
-            _put(self.preset_combo, name)
+            if name not in PRESETS and self.preset_combo.findData(CUSTOM) < 0:
+                self.preset_combo.addItem("custom — the opened run's own model", CUSTOM)
+                self.preset_combo.setItemData(self.preset_combo.count() - 1, "A model no tutorial preset has (an "
+                                              "opened run or a model file); pick a preset to start over",
+                                              Qt.ItemDataRole.ToolTipRole)
+            _put(self.preset_combo, name if name in PRESETS else CUSTOM)
         self.set_overrides(None, None)
 
     def set_overrides(self, activation: str | None, dropout: float | None) -> None:
@@ -438,7 +444,8 @@ class ExperimentPanel(QWidget):
         self.model_override_requested.emit(self.activation_combo.currentData(), rate)
 
     def _on_spec(self, spec) -> None:
-        match = next((name for name, p in PRESETS.items() if p.spec == spec), None)
+        layers = spec.named().layers
+        match = next((name for name, p in PRESETS.items() if p.spec.named().layers == layers), None)
         if match is not None and match != self.preset_combo.currentData():
             self.set_preset(match)  # e.g. a run opened from disk: show which tutorial model it is
         self._sync()
