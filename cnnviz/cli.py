@@ -132,6 +132,8 @@ def _add_animation_options(p: argparse.ArgumentParser) -> None:
                          help="one frame every N steps (each shows the stored step at or before it)")
     spacing.add_argument("--frames", type=int, metavar="N",
                          help=f"at most N frames, one per stored step, thinned evenly (default {a.DEFAULT_FRAMES})")
+    p.add_argument("--compare", metavar="RUN_B", help="a second run, its view beside this run's at the same point "
+                   "of training (the same step, or the same fraction of the epoch when its epochs differ)")
     p.add_argument("--scale", choices=["run", "frame"],
                    help="colour scale of each layer: one for the whole run (default for filters: change shows) or "
                         "one per frame (default for feature maps, whose deeper layers grow many times over)")
@@ -143,7 +145,8 @@ def _export_animation(args):
 
     opts = AnimationOptions(run=args.run, out=args.gif or args.mp4, kind="gif" if args.gif else "mp4",
                             view=args.view, image=args.image, fps=args.fps, size=parse_size(args.size),
-                            every=args.every, frames=args.frames or DEFAULT_FRAMES, scale=args.scale)
+                            every=args.every, frames=args.frames or DEFAULT_FRAMES, scale=args.scale,
+                            compare=args.compare)
     progress = StderrProgress()
     try:
         return export_animation(opts, progress=progress, note=lambda text: print(f"note: {text}", file=sys.stderr))

@@ -27,6 +27,7 @@ HEIGHT_RANGE = (120, 2160)
 FRAMES_RANGE = (2, 10_000)
 EVERY_RANGE = (1, 1_000_000_000)
 DEFAULT_SIZE = (640, 480)
+PAIR_GAP = 4  # pixels between the two runs of a --compare animation
 DEFAULT_FPS = 10
 DEFAULT_FRAMES = 150  # 15 s at 10 frames a second; the run's keyframes are thinned evenly to it
 
@@ -49,6 +50,7 @@ class AnimationOptions:
     # (H, W) in [0, 1] at the model's input size, ink = 1, and the words the caption names it with.
     pixels: object = None
     pixels_label: str = "your input"
+    compare: str | None = None  # a second run, shown beside this one at the same point of training
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,13 @@ def check_options(opts: AnimationOptions) -> None:
     parse_size(f"{opts.size[0]}x{opts.size[1]}")
     if opts.scale not in (None, "run", "frame"):
         raise CnnvizError(f"--scale must be run or frame, got {opts.scale!r}")
+    if opts.compare is not None:
+        if opts.view == "window":
+            raise CnnvizError("--compare shows two runs' filters, feature maps or curves side by side; the window "
+                              "view shows one window (open both with `cnnviz open RUN_A RUN_B` to see them)")
+        if opts.size[0] < 2 * WIDTH_RANGE[0] + PAIR_GAP:
+            raise CnnvizError(f"--compare needs --size at least {2 * WIDTH_RANGE[0] + PAIR_GAP} pixels wide "
+                              f"(two views of {WIDTH_RANGE[0]} or more); got {opts.size[0]}")
     if opts.image is not None and opts.pixels is not None:
         raise CnnvizError("give the feature maps' input either as --image or as pixels, not both")
     if opts.image is not None and opts.view != "feature-maps":
@@ -107,7 +116,7 @@ def default_scale(view: str) -> str:
 
 
 def export_animation(opts: AnimationOptions, progress: Callable[[int, int], None] | None = None,
-                     note: Callable[[str], None] | None = None) -> ExportResult:
+                     note: Callable[[str], None] | None = None, renderer=None) -> ExportResult:
     """Write the animation `opts` describes; returns what was written.
 
     Parameters
@@ -117,6 +126,9 @@ def export_animation(opts: AnimationOptions, progress: Callable[[int, int], None
         exception it raises (KeyboardInterrupt, for one) cancels the export, leaving no file.
     note
         Told, in one line, of an adjustment the user should know about (an odd MP4 size made even).
+    renderer
+        ``renderer(timeline, size)`` makes the frame renderer instead of the view's own (the window passes one
+        that grabs itself for its whole-window view).
 
     Raises
     ------
@@ -128,12 +140,12 @@ def export_animation(opts: AnimationOptions, progress: Callable[[int, int], None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one image at a time: more threads only wait on each other (10x slower under load)
     try:
-        return _export(opts, progress, note)
+        return _export(opts, progress, note, renderer)
     finally:
         torch.set_num_threads(threads)
 
 
-def _export(opts: AnimationOptions, progress, note) -> ExportResult:
+def _export(opts: AnimationOptions, progress, note, make=None) -> ExportResult:
     from cnnviz.exports.encoders import check_gif_memory, check_output, imageio_ffmpeg_module
     from cnnviz.exports.plan import plan_frames
     from cnnviz.timeline.reader import RunTimeline
@@ -152,7 +164,7 @@ def _export(opts: AnimationOptions, progress, note) -> ExportResult:
     frames = plan_frames(timeline, opts.every, opts.frames)
     if opts.kind == "gif":
         check_gif_memory(len(frames), size)
-    renderer = make_renderer(timeline, opts, size)
+    renderer = make(timeline, size) if make is not None else make_renderer(timeline, opts, size)
     try:
         _write(renderer, frames, out, opts, size, progress)
     finally:
@@ -191,29 +203,54 @@ def _write(renderer, frames, out: Path, opts: AnimationOptions, size: tuple[int,
 
 
 def make_renderer(timeline, opts: AnimationOptions, size: tuple[int, int]):
-    """The frame renderer of ``opts.view``; the window's is imported only when asked for (it needs Qt)."""
-    from cnnviz.exports.frames import Chrome, CurvesFrames, FeatureMapsFrames, FiltersFrames
+    """The frame renderer of ``opts.view`` (of both runs, side by side, with ``opts.compare``); the window's is
+    imported only when asked for (it needs Qt)."""
     from cnnviz.exports.plan import RunFigures
 
-    name = timeline.header.get("name") or timeline.header.get("preset") or Path(timeline.path).name
     if opts.view == "window":
         from cnnviz.gui.export_window import WindowFrames
 
         return WindowFrames(timeline, size, RunFigures(timeline))
+    if opts.compare is None:
+        return _view_frames(timeline, opts, size, _feature_input(timeline, opts))
+    from cnnviz.exports.pair_frames import PairFrames, half_widths
+    from cnnviz.timeline.reader import RunTimeline
+
+    other = RunTimeline.open(opts.compare)
+    feature_input = _feature_input(timeline, opts)
+    if feature_input is not None:  # the same input for both, if B's model takes it
+        feature_input = (_given_pixels(other, feature_input[0], "the compared run's model"), feature_input[1])
+    left, right = half_widths(size[0])
+    return PairFrames(_view_frames(timeline, opts, (left, size[1]), feature_input),
+                      _view_frames(other, opts, (right, size[1]), feature_input), timeline, other)
+
+
+def _view_frames(timeline, opts: AnimationOptions, size: tuple[int, int], feature_input):
+    """The renderer of one run's filters, feature maps (of ``feature_input``: pixels, label) or curves."""
+    from cnnviz.exports.frames import Chrome, CurvesFrames, FeatureMapsFrames, FiltersFrames
+    from cnnviz.exports.plan import RunFigures
+
+    name = timeline.header.get("name") or timeline.header.get("preset") or Path(timeline.path).name
     ends = [e.step for e in timeline.history.epochs if e.step]
     chrome = Chrome(size, RunFigures(timeline), f"{name} · {opts.view}", ends)
     if opts.view == "filters":
         return FiltersFrames(timeline, chrome, opts.scale or default_scale(opts.view))
     if opts.view == "curves":
         return CurvesFrames(timeline, chrome)
-    if opts.pixels is not None:
-        pixels, label = _given_pixels(timeline, opts.pixels), opts.pixels_label
-    else:
-        pixels, label = _input_image(timeline, opts.image or "test:0")
+    pixels, label = feature_input
     return FeatureMapsFrames(timeline, chrome, pixels, label, opts.scale or default_scale(opts.view))
 
 
-def _given_pixels(timeline, pixels) -> np.ndarray:
+def _feature_input(timeline, opts: AnimationOptions):
+    """(pixels, label) of the feature-map view's input, or None for the other views."""
+    if opts.view != "feature-maps":
+        return None
+    if opts.pixels is not None:
+        return _given_pixels(timeline, opts.pixels), opts.pixels_label
+    return _input_image(timeline, opts.image or "test:0")
+
+
+def _given_pixels(timeline, pixels, whose: str = "the run's model") -> np.ndarray:
     """Pixels handed over by the caller, checked against the run's input size."""
     import numpy as np
 
@@ -221,7 +258,7 @@ def _given_pixels(timeline, pixels) -> np.ndarray:
     shape = tuple(int(v) for v in anchor.spec.input_shape[1:])
     array = np.asarray(pixels, np.float32)
     if array.shape != shape:
-        raise CnnvizError(f"the input image is {'x'.join(map(str, array.shape))} but the run's model takes "
+        raise CnnvizError(f"the input image is {'x'.join(map(str, array.shape))} but {whose} takes "
                           f"{'x'.join(map(str, shape))}; pick a test image of the run's data")
     return np.clip(np.nan_to_num(array), 0.0, 1.0)
 

@@ -2,12 +2,14 @@
 
 The dialog only collects :class:`~cnnviz.exports.animation.AnimationOptions`; the export itself is the
 engine's, run in the background by :func:`cnnviz.gui.run_exports.export_animation`. The choices are remembered
-(QSettings) for the next export. The whole-window view is the CLI's only (`cnnviz export RUN --view window`):
-it renders a second window, which has no place beside the one the user is working in.
+(QSettings) for the next export. The whole-window view grabs this window as it is laid
+out now (with the compare dock when two runs are compared); the other views can show both compared runs side
+by side.
 """
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -19,11 +21,13 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.errors import CnnvizError
-from cnnviz.exports.animation import DEFAULT_FPS, DEFAULT_FRAMES, FPS_RANGE, FRAMES_RANGE, parse_size
+from cnnviz.exports.animation import (DEFAULT_FPS, DEFAULT_FRAMES, FPS_RANGE, FRAMES_RANGE, PAIR_GAP, WIDTH_RANGE,
+                                      parse_size)
 from cnnviz.exports.encoders import MP4_MISSING, imageio_ffmpeg_module
 from cnnviz.gui import settings
 
-VIEWS = (("filters", "Filters"), ("feature-maps", "Feature maps"), ("curves", "Curves"))
+VIEWS = (("filters", "Filters"), ("feature-maps", "Feature maps"), ("curves", "Curves"),
+         ("window", "The whole window, as laid out now"))
 SIZES = ("640x480", "800x600", "1024x768", "1280x720", "1920x1080")
 SCALES = (("", "The view's own (per layer over the run for filters, per frame for feature maps)"),
           ("run", "One per layer over the whole run"), ("frame", "One per frame"))
@@ -41,7 +45,8 @@ def mp4_available() -> bool:
 class AnimationDialog(QDialog):
     """The view, format, size, speed and length of the animation; :meth:`choices` reads them."""
 
-    def __init__(self, stored_steps: int, input_label: str | None, parent: QWidget | None = None) -> None:
+    def __init__(self, stored_steps: int, input_label: str | None, compared: str | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export the run as an animation")
         self._stored = stored_steps
@@ -50,8 +55,14 @@ class AnimationDialog(QDialog):
         for key, text in VIEWS:
             self.view.addItem(text if key != "feature-maps" or not input_label else f"{text} of {input_label}", key)
         self.view.setToolTip("What each frame shows. The feature maps are those of the input the Feature maps "
-                             "panel shows now.\nThe whole window: cnnviz export RUN --view window --gif OUT.gif")
+                             "panel shows now. The whole window is grabbed at each frame's step (the window is busy "
+                             "meanwhile).")
         form.addRow("&View:", self.view)
+        self.both = QCheckBox(f"Beside it, the compared run {compared}" if compared else "Beside it, a compared run")
+        self.both.setToolTip("Both runs' views side by side, at the same point of training" if compared else
+                             "File -> Compare with run… first, or train two variants from the experiment panel")
+        self._compared = bool(compared)
+        form.addRow("", self.both)
         self.kind = QComboBox()
         self.kind.addItem("GIF", "gif")
         self.kind.addItem("MP4 (H.264)", "mp4")
@@ -99,7 +110,7 @@ class AnimationDialog(QDialog):
         layout.addWidget(self.buttons)
         self._restore()
         for signal in (self.fps.valueChanged, self.frames.valueChanged, self.size.currentTextChanged,
-                       self.view.currentIndexChanged, self.kind.currentIndexChanged):
+                       self.view.currentIndexChanged, self.kind.currentIndexChanged, self.both.toggled):
             signal.connect(self._update)
         self._update()
 
@@ -109,11 +120,21 @@ class AnimationDialog(QDialog):
                 "size": parse_size(self.size.currentText()), "fps": self.fps.value(),
                 "frames": self.frames.value(), "scale": self.scale.currentData() or None}
 
+    def side_by_side(self) -> bool:
+        """Whether the compared run is to be shown beside this one."""
+        return self.both.isEnabled() and self.both.isChecked()
+
     def _update(self) -> None:
         try:
             choice = self.choices()
         except CnnvizError as exc:
             self.error.setText(str(exc).replace("--size", "The size"))
+            self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
+            return
+        self.both.setEnabled(self._compared and choice["view"] != "window")
+        if self.side_by_side() and choice["size"][0] < 2 * WIDTH_RANGE[0] + PAIR_GAP:
+            self.error.setText(f"Two runs side by side need a size at least {2 * WIDTH_RANGE[0] + PAIR_GAP} "
+                               "pixels wide")
             self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
             return
         self.error.setText("")

@@ -21,6 +21,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.gui.session import Session
 from cnnviz.gui.timeline_model import TimelineModel
 from cnnviz.gui.training_controller import TrainingController
+from cnnviz.timeline.pairing import map_step
 from cnnviz.training.messages import IDLE, STOPPED
 from cnnviz.training.variants import variant
 
@@ -178,12 +179,7 @@ class CompareController(QObject):
     def map_step(self, step: int) -> int:
         """A's `step` as a step of B: the same step when their epochs are as long, else the same fraction of
         the same epoch."""
-        a_len = _epoch_length(self.a_session)
-        b_len = _epoch_length(self.session)
-        if not a_len or not b_len or a_len == b_len:
-            return step
-        epoch, into = divmod(step, a_len)
-        return epoch * b_len + round(into * b_len / a_len)
+        return map_step(step, _epoch_length(self.a_session), _epoch_length(self.session))
 
     @Slot(object)
     def _mirror_input(self, image) -> None:

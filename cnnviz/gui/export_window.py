@@ -24,11 +24,20 @@ def _quiet_offscreen(mode, context, message: str) -> None:
 
 
 class WindowFrames:
-    """Renders frames from a real :class:`~cnnviz.gui.main_window.MainWindow` showing the run."""
+    """Renders frames from a real :class:`~cnnviz.gui.main_window.MainWindow` showing the run: a new one,
+    offscreen (the CLI), or the user's own ``window`` (File -> Export -> Run as an animation), which is given
+    back at the step it showed."""
 
-    def __init__(self, timeline, size: tuple[int, int], figures) -> None:
+    def __init__(self, timeline, size: tuple[int, int], figures, window=None) -> None:
         from cnnviz.exports.frames import Chrome
 
+        name = timeline.header.get("name") or timeline.header.get("preset") or timeline.path.name
+        self.chrome = Chrome(size, figures, f"{name} · window", [e.step for e in timeline.history.epochs if e.step])
+        self.own = window is None
+        if window is not None:
+            self.window = window
+            self._was_live, self._was_step = window.timeline.live, window.shown_step()
+            return
         # Offscreen and without the user's remembered layout when this process has no window yet (the CLI):
         # the export neither shows a window nor depends on, or changes, what the user last arranged.
         from PySide6.QtCore import qInstallMessageHandler
@@ -40,8 +49,6 @@ class WindowFrames:
             qInstallMessageHandler(_quiet_offscreen)
         from cnnviz.app import create_window
 
-        name = timeline.header.get("name") or timeline.header.get("preset") or timeline.path.name
-        self.chrome = Chrome(size, figures, f"{name} · window", [e.step for e in timeline.history.epochs if e.step])
         self.window = create_window([], run=str(timeline.path))
         _, _, width, height = self.chrome.content
         self.window.resize(max(width, 1280), max(height, 800))
@@ -88,6 +95,12 @@ class WindowFrames:
     def close(self) -> None:
         from PySide6.QtWidgets import QApplication
 
+        if not self.own:  # the user's window: back to what it showed
+            if self._was_live:
+                self.window.timeline.go_live()
+            else:
+                self.window.seek(self._was_step)
+            return
         self.window.close()
         self.window.deleteLater()
         QApplication.processEvents()

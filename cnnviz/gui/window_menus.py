@@ -170,10 +170,14 @@ def _export_animation(window: QMainWindow) -> None:
                                        "more. Train a little (or open a run recorded with its timeline).")
         return
     shown = window.session.selected_input
-    dialog = AnimationDialog(stored, shown.label if shown is not None else None, window)
+    compared = window.compare.timeline.folder if window.compare.active else None
+    dialog = AnimationDialog(stored, shown.label if shown is not None else None,
+                             window.compare.name if compared is not None else None, window)
     if dialog.exec() != QDialog.DialogCode.Accepted:
         return
     choices = dialog.choices()
+    if dialog.side_by_side():
+        choices["compare"] = str(compared)
     kind = choices["kind"]
     pattern = "GIF animation (*.gif)" if kind == "gif" else "MP4 video (*.mp4)"
     path, _ = QFileDialog.getSaveFileName(window, "Export the run as an animation",
@@ -181,7 +185,7 @@ def _export_animation(window: QMainWindow) -> None:
     if path:
         if not path.lower().endswith("." + kind):
             path += "." + kind
-        window.export_animation(path, choices)
+        window.export_animation(path, choices)  # the whole window: done when this returns
 
 
 # -- help ------------------------------------------------------------------------------------------------

@@ -326,3 +326,64 @@ def test_a_cancel_at_the_first_progress_call_leaves_no_file(run, tmp_path):
     with pytest.raises(CnnvizError, match="cancelled"):
         export_animation(AnimationOptions(str(run), str(tmp_path / "a.gif"), size=(160, 120)), progress=cancel)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- two runs side by side (--compare) ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sigmoid_run(tmp_path_factory):
+    """cntk-conv with sigmoid and half the batch size: its epochs are twice as many steps as `run`'s."""
+    import json
+
+    from cnnviz.presets import get_preset
+
+    folder = tmp_path_factory.mktemp("export")
+    spec = get_preset("cntk-conv").spec.to_dict()
+    spec["layers"] = [dict(layer, activation="sigmoid") if layer["activation"] else layer for layer in spec["layers"]]
+    (folder / "sigmoid.json").write_text(json.dumps(spec))
+    out = folder / "sigmoid"
+    assert main(["train", "--model", str(folder / "sigmoid.json"), "--subset", "300", "--epochs", "2",
+                 "--batch-size", "32", "--out", str(out), "--json"]) == 0
+    return out
+
+
+def test_map_step_is_the_same_step_or_the_same_point_of_the_same_epoch():
+    from cnnviz.timeline.pairing import map_step
+
+    assert map_step(7, 5, 5) == 7 and map_step(7, None, 10) == 7
+    assert map_step(5, 5, 10) == 10 and map_step(7, 5, 10) == 14 and map_step(3, 10, 5) == 2
+
+
+def test_a_compared_pair_shows_each_run_at_the_same_point_of_training(run, sigmoid_run, tmp_path, capsys):
+    out = tmp_path / "pair.gif"
+    code, said, err = export(capsys, run, "--gif", str(out), "--compare", str(sigmoid_run), "--size", "648x240")
+    assert code == 0, err
+    frames = gif_frames(out)[0]
+    assert len(frames) == 11 and frames[0].shape == (240, 648, 3)
+
+    a, b = RunTimeline.open(run), RunTimeline.open(sigmoid_run)
+    pair = anim.make_renderer(a, AnimationOptions(str(run), "x.gif", compare=str(sigmoid_run)), (648, 240))
+    alone_a = anim.make_renderer(a, AnimationOptions(str(run), "x.gif"), (322, 240))
+    alone_b = anim.make_renderer(b, AnimationOptions(str(sigmoid_run), "x.gif"), (322, 240))
+    steps = plan_frames(a)
+    pair.prepare(steps)
+    alone_a.prepare(steps)
+    at_5 = next(f for f in steps if f.step == 5)  # A's first epoch end is B's (10 steps of 32)
+    assert pair.b_frame(at_5) == FrameStep(10, 10)
+    alone_b.prepare([pair.b_frame(f) for f in steps])
+    picture = pair.render(at_5)
+    assert np.array_equal(picture[:, :322], alone_a.render(at_5))
+    assert np.array_equal(picture[:, 326:], alone_b.render(FrameStep(10, 10)))
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--view", "window"], "--compare shows two runs' filters, feature maps or curves side by side"),
+    (["--size", "320x240"], "--compare needs --size at least 324 pixels wide"),
+])
+def test_a_compare_that_cannot_be_drawn_is_refused(run, sigmoid_run, tmp_path, capsys, argv, needle):
+    code, _, err = export(capsys, run, "--gif", str(tmp_path / "a.gif"), "--compare", str(sigmoid_run), *argv)
+    assert code == 2 and needle in err and list(tmp_path.iterdir()) == []
+
+
+def test_a_compare_with_no_such_run_is_refused(run, tmp_path, capsys):
+    code, _, err = export(capsys, run, "--gif", str(tmp_path / "a.gif"), "--compare", str(tmp_path / "nope"))
+    assert code == 2 and "nope" in err and list(tmp_path.iterdir()) == []

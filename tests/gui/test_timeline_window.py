@@ -172,3 +172,47 @@ def test_the_animation_dialog_refuses_a_bad_size_and_says_how_long_the_animation
     assert ok.isEnabled() and "20 frames, 2.0 s" in dialog.summary.text()
     assert dialog.choices() == {"kind": "gif", "view": "filters", "size": (800, 600), "fps": 10, "frames": 20,
                                 "scale": None}
+
+
+def test_the_whole_window_is_grabbed_at_each_stored_step_and_left_at_the_step_it_showed(window, qtbot, sparse_run,
+                                                                                         tmp_path):
+    from PIL import Image
+
+    assert window.open_run(str(sparse_run))
+    window.seek(5)
+    choices = {"kind": "gif", "view": "window", "size": (640, 400), "fps": 10, "frames": 150, "scale": None}
+    assert window.export_animation(str(tmp_path / "window.gif"), choices)  # done when it returns
+    with Image.open(tmp_path / "window.gif") as image:
+        assert image.n_frames == 3 and image.size == (640, 400)
+        image.seek(2)
+        last = np.asarray(image.convert("RGB"))
+    assert last[100:, :].std() > 20  # the window's picture, not a blank frame
+    assert window.shown_step() == 5 and "Wrote 3 frames" in window.statusBar().currentMessage()
+
+
+def test_a_compared_pair_is_exported_side_by_side_from_the_window(window, qtbot, sparse_run, tmp_path, monkeypatch):
+    from PIL import Image
+    from PySide6.QtWidgets import QDialog, QFileDialog
+
+    from cnnviz.gui.animation_dialog import AnimationDialog
+
+    assert window.open_run(str(sparse_run))
+    assert window.compare.open(str(sparse_run))
+    seen = {}
+
+    def accept(self):
+        seen["enabled"] = self.both.isEnabled()
+        self.both.setChecked(True)
+        self.size.setCurrentText("648x240")
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(AnimationDialog, "exec", accept)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "pair.gif"), ""))
+    window.actions_by_name["export_animation"].trigger()
+    window.exports.wait()
+    qtbot.wait(50)
+    assert seen["enabled"], "a compare is open: side by side can be chosen"
+    with Image.open(tmp_path / "pair.gif") as image:
+        assert image.n_frames == 3 and image.size == (648, 240)
+        left, right = (np.asarray(image.convert("RGB"))[:, :322], np.asarray(image.convert("RGB"))[:, 326:])
+    assert np.array_equal(left[40:], right[40:])  # the same run twice: the same pictures under each caption
