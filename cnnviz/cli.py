@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-timeline", action="store_true",
                    help="record only the final checkpoint and metrics, no timeline (keyframes, anchors, statistics)")
     p.add_argument("--timeline-mb", type=float, metavar="MB",
-                   help="disk budget of the timeline's keyframes, 0 to 100000 MB (default 100); the anchors "
-                        "that make every step exact are always kept")
+                   help="disk budget of the run folder, 0 to 100000 MB (default 100): keyframes are written "
+                        "while it has room; the anchors that make every step exact are always kept")
     p.add_argument("--seed", type=int, help="random seed, 0 to 2**32 - 1 (default 0)")
     p.add_argument("--batch-size", type=int, help="batch size (default: the preset's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
@@ -267,6 +267,8 @@ def cmd_train(args) -> int:
             result = trainer.fit()
         progress.finish()
         summary = _summary(name, trainer, result)
+        if run is not None and recorder.timeline:  # what recording took of the training thread's time
+            summary["recording_seconds"] = round(recorder.recording_seconds, 3)
         saved = _outcome(run, recorder, trainer, result, summary) if run is not None else None
         if run is not None:
             run.worthless = getattr(recorder, "worthless", False)

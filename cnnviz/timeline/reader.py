@@ -178,7 +178,7 @@ class RunTimeline:
         if step not in self.keyframes:
             raise CheckpointError(f"step {step} has no stored weights in {self.path}")
         relative, _ = self.keyframes[step]
-        return decode_keyframe(read_file(self.path, relative), f"{self.path / relative}")
+        return decode_keyframe(read_file(self.path, relative), f"{self.path / relative}", relative.endswith(".zlib"))
 
     def precision(self, step: int) -> str:
         """How exactly the stored weights of `step` are kept: "exact" for an anchor, else the keyframe's."""

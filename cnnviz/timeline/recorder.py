@@ -7,8 +7,12 @@ exact, resumable state) at the start, at every epoch end and whenever the recipe
 evaluations, and the layer statistics (`stats.py`) a few times a second.
 
 Nothing here listens to every step: keyframes are calls at exact steps (`Trainer.call_at_step`, one integer
-compared per step), the rest is paced between batches (`training/pacing.py`). A write that fails (a full
-disk) stops the timeline with a notice, never the training.
+compared per step), the rest is paced between batches (`training/pacing.py`). Recording keeps to a small
+share of the training time, measured as it goes: the keyframe plan is thinned when its keyframes would take
+more than ``KEYFRAME_SHARE`` of it (`schedule.py`), and the statistics are spaced so that they take at most
+``STATS_SHARE`` (and at most ``MAX_STATS_RECORDS`` records a fit). The whole folder keeps to the byte budget:
+a keyframe is skipped when writing it would leave too little for what the run still has to write.
+A write that fails (a full disk) stops the timeline with a notice, never the training.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ import json
 import os
 import platform
 import shutil
+import bisect
+import math
 import time
 from pathlib import Path
 
@@ -27,13 +33,17 @@ from cnnviz import __version__
 from cnnviz.errors import CnnvizError
 from cnnviz.training.callbacks import Callback
 from cnnviz.training.pacing import Pacer
-from cnnviz.timeline.schedule import DEFAULT_BUDGET_BYTES, plan_keyframes
+from cnnviz.timeline.schedule import (DEFAULT_BUDGET_BYTES, KEYFRAME_SHARE, MAX_STATS_RECORDS, optimizer_slots,
+                                      plan_keyframes, reserve_bytes, thin)
 from cnnviz.timeline.stats import LayerStats
 from cnnviz.timeline.store import (ANCHORS, EVALS, FORMAT_VERSION, KEYFRAMES, EventWriter, encode_evaluation,
                                    encode_keyframe, step_file, write_file)
 
 STEPS_INTERVAL = 0.25  # seconds between two records of the steps' metrics (a follower shows them within ~0.5 s)
-STATS_INTERVAL = 0.25  # seconds between two records of layer statistics
+STATS_INTERVAL = 0.25  # seconds between two records of layer statistics, at least
+STATS_SHARE = 0.004  # the share of the training time the statistics may take
+THIN_AT = (4, 16, 64, 256)  # keyframes written in this fit after which the plan is checked against the time
+THIN_FROM_SECONDS = 3.0  # a fit expected to train for less is not thinned (its keyframes cost milliseconds)
 
 
 class RunRecorder(Callback):
@@ -71,7 +81,7 @@ class RunRecorder(Callback):
         self.on_saved = on_saved  # called with (checkpoint path, trainer) after each save of the checkpoint
         self.trainer = None
         self.events: EventWriter | None = None
-        self.spent = _folder_bytes(self.folder / KEYFRAMES) + _folder_bytes(self.folder / ANCHORS)
+        self.spent = sum(_folder_bytes(self.folder / kind) for kind in (KEYFRAMES, ANCHORS, EVALS))
         self.written_steps = 0  # steps whose metrics are in the event log
         self.keyframes: list[int] = []
         self.anchors: set[int] = set()
@@ -79,6 +89,17 @@ class RunRecorder(Callback):
         self._pacer: Pacer | None = None
         self._last_steps = self._last_stats = 0.0
         self._plan: tuple[int, ...] = ()
+        self._compress = False
+        self._fit_first = 0  # the step this fit started from
+        self._fit_last = 0  # the last step it plans to reach
+        self._fit_started = 0.0
+        self._kf_seconds = 0.0  # time spent writing this fit's keyframes
+        self._kf_count = 0
+        self.recording_seconds = 0.0  # all recording work on the training thread in this fit (the writes)
+        self._depth = 0
+        self._stats_interval = STATS_INTERVAL
+        self._next_stats_step = 0
+        self._eval_bytes = 0
         self._failed = False
         self.promoted = not staging
         self.save_error: Exception | None = None  # the last save of the run that failed
@@ -108,22 +129,72 @@ class RunRecorder(Callback):
         last = cfg.epochs * per_epoch
         if cfg.max_steps is not None:
             last = min(last, cfg.max_steps)
-        values = sum(int(v.numel()) for v in trainer.model.state_dict().values())
-        anchor = max(self._anchor_bytes, 1)
-        plan = plan_keyframes(trainer.step_count, last, max(0, cfg.epochs - trainer.epoch), values, anchor,
-                              self.budget, self.spent)
-        self.precision, self._plan = plan.precision, tuple(s for s in plan.steps if s % per_epoch or s == last)
+        self._fit_first, self._fit_last = trainer.step_count, last
+        self._fit_started = time.perf_counter()
+        self._next_stats_step = trainer.step_count + max(1, math.ceil((last - trainer.step_count) / MAX_STATS_RECORDS))
+        plan = plan_keyframes(trainer.step_count, last, self._epochs_left(trainer), self._values(trainer),
+                              self._anchor_estimate(trainer), self.budget, self.spent,
+                              self._eval_estimate(trainer), len(self.stats.weighted) if self.stats else 1)
+        self.precision, self._compress = plan.precision, plan.compress
+        self._plan = tuple(s for s in plan.steps if s % per_epoch or s == last)
         if self._plan:
             self._schedule_next(trainer)
 
+    # what the budget plans with
+    def _values(self, trainer) -> int:
+        return sum(int(v.numel()) for v in trainer.model.state_dict().values())
+
+    def _epochs_left(self, trainer) -> int:
+        """Epoch ends still to come before the last step this fit plans to reach."""
+        steps_left = max(0, self._fit_last - trainer.step_count)
+        per_epoch = max(1, trainer.batches_per_epoch())
+        return min(max(0, trainer.recipe.train.epochs - trainer.epoch), math.ceil(steps_left / per_epoch))
+
+    def _anchor_estimate(self, trainer) -> int:
+        """An anchor's size once the optimizer has its state (the anchor of step 0 has none yet)."""
+        opt = trainer.recipe.optimizer
+        params = sum(int(p.numel()) for p in trainer.model.parameters())
+        slots = optimizer_slots(opt.name, float(getattr(opt, "momentum", 0.0) or 0.0))
+        return max(self._anchor_bytes, self._values(trainer) * 4 + slots * params * 4 + 16 * 1024)
+
+    def _eval_estimate(self, trainer) -> int:
+        if self._eval_bytes:
+            return self._eval_bytes
+        n, classes = len(trainer.data.test), len(trainer.data.class_names)
+        return n * (2 * (1 if classes <= 256 else 4) + 2 * classes) + 1024
+
     def _schedule_next(self, trainer) -> None:
-        upcoming = [s for s in self._plan if s > trainer.step_count]
-        if upcoming:
-            trainer.call_at_step(upcoming[0], lambda: self._keyframe_due(trainer))
+        i = bisect.bisect_right(self._plan, trainer.step_count)
+        if i < len(self._plan):
+            trainer.call_at_step(self._plan[i], lambda: self._keyframe_due(trainer))
 
     def _keyframe_due(self, trainer) -> None:
-        self._guard(self.write_keyframe, trainer)
+        if trainer.step_count in self._plan:  # (a thinned plan may have dropped it)
+            started = time.perf_counter()
+            written = self._guard(self.write_keyframe, trainer)
+            took = time.perf_counter() - started
+            if written:
+                self._kf_seconds += took
+                self._kf_count += 1
+                if self._kf_count in THIN_AT:
+                    self._thin_plan(trainer)
         self._schedule_next(trainer)
+
+    def _thin_plan(self, trainer) -> None:
+        """Keep the keyframes within ``KEYFRAME_SHARE`` of the training time, as measured so far."""
+        done = trainer.step_count - self._fit_first
+        training = time.perf_counter() - self._fit_started - self.recording_seconds
+        if done <= 0 or training <= 0 or self._kf_count == 0:
+            return
+        projected = training / done * max(1, self._fit_last - self._fit_first)
+        if projected < THIN_FROM_SECONDS:
+            return
+        allowed = int(KEYFRAME_SHARE * projected / (self._kf_seconds / self._kf_count))
+        i = bisect.bisect_right(self._plan, trainer.step_count)
+        upcoming = self._plan[i:]
+        keep = max(0, allowed - self._kf_count)
+        if keep < len(upcoming):
+            self._plan = self._plan[:i] + thin(upcoming, keep)
 
     def on_fit_end(self, trainer, result) -> None:
         if self._pacer is not None:
@@ -169,7 +240,9 @@ class RunRecorder(Callback):
         if self.events is None:
             return
         relative = step_file(EVALS, evaluation.step)
-        self._guard(write_file, self.folder, relative, encode_evaluation(evaluation))
+        payload = encode_evaluation(evaluation)
+        self._eval_bytes = len(payload)
+        self.spent += self._guard(write_file, self.folder, relative, payload) or 0
         self._event({"t": "eval", "split": evaluation.split, "step": int(evaluation.step),
                      "loss": _finite(evaluation.loss), "accuracy": float(evaluation.accuracy),
                      "per_class": [float(v) for v in evaluation.per_class_accuracy],
@@ -185,18 +258,23 @@ class RunRecorder(Callback):
         self._event({"t": "state", "state": str(state), "step": trainer.step_count, "message": message})
 
     # -- what is written -----------------------------------------------------------------------------------
-    def write_keyframe(self, trainer) -> None:
+    def write_keyframe(self, trainer) -> bool:
+        """The weights of this step as a keyframe, if the budget leaves room for it (True when written)."""
         step = trainer.step_count
         if step in self.keyframes or step in self.anchors:
-            return
-        state = {k: np.array(v) for k, v in trainer.weight_arrays().items()}
-        payload = encode_keyframe(state, self.precision)
-        if self.spent + len(payload) > self.budget:
-            return  # over budget: the anchors still make every step exact
-        self.spent += write_file(self.folder, step_file(KEYFRAMES, step), payload)
+            return False
+        payload = encode_keyframe(trainer.weight_arrays(), self.precision, self._compress)  # before the next step
+        steps_left = max(0, self._fit_last - step)
+        reserve = reserve_bytes(self._epochs_left(trainer), steps_left, self._anchor_estimate(trainer),
+                                self._eval_estimate(trainer), len(self.stats.weighted) if self.stats else 1)
+        if self.spent + len(payload) + reserve > self.budget:
+            return False  # over budget: the anchors still make every step exact
+        relative = step_file(KEYFRAMES, step) + (".zlib" if self._compress else "")
+        self.spent += write_file(self.folder, relative, payload)
         self.keyframes.append(step)
-        self._event({"t": "keyframe", "step": step, "epoch": trainer.epoch, "file": step_file(KEYFRAMES, step),
+        self._event({"t": "keyframe", "step": step, "epoch": trainer.epoch, "file": relative,
                      "precision": self.precision})
+        return True
 
     def write_anchor(self, trainer) -> None:
         from cnnviz.training.checkpoint import checkpoint_bytes, from_trainer
@@ -255,16 +333,27 @@ class RunRecorder(Callback):
         if now >= self._last_steps + STEPS_INTERVAL:
             self._last_steps = now
             self._guard(self._flush_steps, trainer)
-        if now >= self._last_stats + STATS_INTERVAL and self.stats is not None and not self.stats.armed \
-                and trainer.step_count > 0:
+        if now >= self._last_stats + self._stats_interval and self.stats is not None and not self.stats.armed \
+                and trainer.step_count > 0 and trainer.step_count >= self._next_stats_step:
             self._last_stats = now
             self.stats.arm()
+            self._stats_seconds = time.perf_counter() - now
+            self.recording_seconds += self._stats_seconds
             step = trainer.step_count + 1
             trainer.call_at_step(step, lambda: self._guard(self._collect_stats, trainer))
 
+    _stats_seconds = 0.0
+
     def _collect_stats(self, trainer) -> None:
         if self.stats is not None and self.stats.armed:
+            started = time.perf_counter()
             self._event({"t": "stats", "step": trainer.step_count, "layers": self.stats.collect()})
+            # the hooks' work in the forward pass is not timed: count the record twice (the guard counts it once)
+            took = 2 * (self._stats_seconds + time.perf_counter() - started)
+            self.recording_seconds += took / 2
+            self._stats_interval = max(STATS_INTERVAL, took / STATS_SHARE)
+            gap = max(1, math.ceil((self._fit_last - self._fit_first) / MAX_STATS_RECORDS))
+            self._next_stats_step = trainer.step_count + gap
 
     def _flush_steps(self, trainer) -> None:
         """The steps done since the last record: loss, accuracy, learning rate, and where the run stands."""
@@ -327,6 +416,8 @@ class RunRecorder(Callback):
         """Run a write; a failure stops the timeline (never the training) and says so once."""
         if self._failed and fn is not self.promote:
             return None
+        started = time.perf_counter()
+        self._depth += 1
         try:
             return fn(*args)
         except (OSError, CnnvizError) as exc:
@@ -337,6 +428,10 @@ class RunRecorder(Callback):
             if self.on_notice is not None:
                 self.on_notice(f"the run's timeline stopped recording: {getattr(exc, 'strerror', None) or exc}")
             return None
+        finally:
+            self._depth -= 1
+            if self._depth == 0:  # the outermost write: its time is the recording's
+                self.recording_seconds += time.perf_counter() - started
 
 
 def _floats(values) -> list:

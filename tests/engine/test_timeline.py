@@ -18,7 +18,8 @@ from cnnviz.errors import CheckpointError, CnnvizError
 from cnnviz.presets import get_preset
 from cnnviz.timeline.reader import RunTimeline
 from cnnviz.timeline.replay import ReplayCancelled, exact_weights
-from cnnviz.timeline.schedule import log_spaced, plan_keyframes
+from cnnviz.timeline import store
+from cnnviz.timeline.schedule import log_spaced, plan_keyframes, reserve_bytes, thin
 from cnnviz.timeline.stats import LayerStats, histogram_matrix
 from cnnviz.timeline.store import EventReader, EventWriter, decode_keyframe, encode_keyframe
 from cnnviz.training.trainer import Trainer
@@ -113,23 +114,53 @@ def test_keyframes_are_dense_early_sparse_later_and_fit_the_budget():
     gaps = np.diff(steps)
     assert gaps[-1] > 100 * gaps[0] and (np.diff(gaps) >= -1).all()  # the gaps widen
     # gorner-dropout, 15 epochs of full MNIST: 244,076 weights, an Adam anchor of ~2.95 MB
-    plan = plan_keyframes(0, 9000, 15, 244_076, 2_950_000)
-    assert plan.precision == "uint8" and len(plan.steps) + 16 >= 200
-    assert plan.planned_bytes + 16 * 2_950_000 <= 100_000_000
+    # (10,000 test images of 10 classes: an evaluation of 220 KB; 7 layers with statistics)
+    plan = plan_keyframes(0, 9000, 15, 244_076, 2_950_000, eval_bytes=220_000, layers=7)
+    assert plan.precision == "uint8" and plan.compress and len(plan.steps) + 16 >= 200
+    assert plan.planned_bytes + reserve_bytes(15, 9000, 2_950_000, 220_000, 7) <= 100_000_000
     small = plan_keyframes(0, 9370, 10, 11_274, 140_000)  # cntk-conv: plenty of room for float32
     assert small.precision == "float32" and len(small.steps) >= 200
 
 
-@pytest.mark.parametrize("precision, tolerance", [("float32", 0.0), ("float16", 1e-3), ("uint8", 1 / 255 + 1e-6)])
-def test_keyframe_precisions_round_trip_within_their_resolution(precision, tolerance):
+def test_a_thinned_plan_keeps_its_spacing_and_its_last_step():
+    plan = log_spaced(0, 5000, 300)
+    kept = thin(plan, 40)
+    assert len(kept) == 40 and kept[-1] == 5000 and set(kept) <= set(plan) and list(kept) == sorted(kept)
+    assert thin(plan, 500) == plan and thin(plan, 0) == ()
+
+
+def test_the_whole_run_folder_keeps_to_its_budget(tmp_path):
+    out = tmp_path / "run"
+    budget_mb = 0.6  # cntk-conv: anchors of ~63 KB, evaluations of ~18 KB: room for some keyframes, not all
+    assert main(["train", *QUICK, "--epochs", "3", "--out", str(out), "--timeline-mb", str(budget_mb)]) == 0
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name != "RUNNING")
+    timeline = RunTimeline.open(out)
+    assert size <= budget_mb * 1e6 and sorted(timeline.anchors) == [0, 5, 10, 15]
+    assert 0 < len(timeline.keyframes) < 12  # some, not one at every step but the epoch ends
+
+
+@pytest.mark.parametrize("precision, compress, tolerance", [("float32", False, 0.0), ("float16", False, 1e-3),
+                                                            ("uint8", False, 1 / 255 + 1e-6),
+                                                            ("uint8", True, 1 / 255 + 1e-6)])
+def test_keyframe_precisions_round_trip_within_their_resolution(precision, compress, tolerance):
     rng = np.random.default_rng(0)
     state = {"w": rng.normal(size=(8, 3, 5, 5)).astype(np.float32), "b": np.linspace(-1, 1, 8, dtype=np.float32),
              "n": np.array(7, np.int64)}
-    back = decode_keyframe(encode_keyframe(state, precision))
+    back = decode_keyframe(encode_keyframe(state, precision, compress), compressed=compress)
     for name in ("w", "b"):
         span = float(state[name].max() - state[name].min())
         assert np.abs(back[name] - state[name]).max() <= tolerance * max(span, 1.0)
     assert int(back["n"]) == 7
+
+
+def test_a_compressed_keyframe_that_inflates_too_far_or_is_damaged_is_refused(monkeypatch):
+    payload = encode_keyframe({"w": np.zeros((64, 64), np.float32)}, "uint8", compress=True)
+    monkeypatch.setattr(store, "MAX_FILE_BYTES", 1000)  # the keyframe inflates to ~4 KB
+    with pytest.raises(CheckpointError, match="damaged or too large"):
+        decode_keyframe(payload, compressed=True)
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="not a readable compressed keyframe"):
+        decode_keyframe(b"\x78\x01garbage", compressed=True)
 
 
 # -- any step exactly ---------------------------------------------------------------------------------------
