@@ -216,3 +216,13 @@ def test_a_compared_pair_is_exported_side_by_side_from_the_window(window, qtbot,
         assert image.n_frames == 3 and image.size == (648, 240)
         left, right = (np.asarray(image.convert("RGB"))[:, :322], np.asarray(image.convert("RGB"))[:, 326:])
     assert np.array_equal(left[40:], right[40:])  # the same run twice: the same pictures under each caption
+
+
+def test_seeking_shows_recorded_evaluations_again_without_adding_test_points(window, qtbot, sparse_run):
+    assert window.open_run(str(sparse_run))
+    before = window.curves._test_acc.getData()[0].tolist()
+    assert before == [5.0, 10.0]  # the run's two epoch-end evaluations
+    for step in (7, 2, 10, 6, 9, 5):
+        window.seek(step)
+    qtbot.wait(150)  # (the curves redraw coalesced)
+    assert window.curves._test_acc.getData()[0].tolist() == before

@@ -249,8 +249,9 @@ class CurvesView(QWidget):
         self._schedule()
 
     def _on_evaluation(self, evaluation) -> None:
-        if evaluation.split == "test":
-            self._tests.append((int(evaluation.step), float(evaluation.accuracy)))
+        step = int(evaluation.step)
+        if evaluation.split == "test" and all(s != step for s, _ in self._tests):  # (a seek shows one again)
+            self._tests.append((step, float(evaluation.accuracy)))
             self._markers_dirty = True
             self._schedule()
 
