@@ -123,8 +123,12 @@ def show_every_live_view(window, size=(1920, 1200)) -> str:
     window.splitDockWidget(d["feature_maps"], d["filters"], h)
     window.tabifyDockWidget(d["evaluation"], d["model"])
     window.tabifyDockWidget(d["filters"], d["playground"])
-    for dock in d.values():
-        dock.show()
+    window.tabifyDockWidget(d["evaluation"], d["distributions"])
+    window.tabifyDockWidget(d["filters"], d["health"])
+    for name, dock in d.items():
+        if name != "compare":  # shown by the window when a run is compared (bench_compare.py)
+            dock.show()
+    d["compare"].hide()
     for name in LIVE_DOCKS:
         d[name].raise_()
     window.resizeDocks([d["experiment"], d["curves"], d["evaluation"], d["draw"]], [300, 560, 420, 460], h)
@@ -135,8 +139,9 @@ def show_every_live_view(window, size=(1920, 1200)) -> str:
         raise RuntimeError(f"live views not visible: {hidden}")
     sizes = ", ".join(f"{n} {getattr(window, n).width()}x{getattr(window, n).height()}" for n in LIVE_DOCKS)
     return (f"window {size[0]}x{size[1]}, docks re-laid out (removeDockWidget / addDockWidget / splitDockWidget): "
-            f"curves | evaluation | draw on top, feature maps | filters below, model editor and convolution "
-            f"playground tabbed behind evaluation and filters; live view sizes {sizes}")
+            f"curves | evaluation | draw on top, feature maps | filters below, model editor, convolution "
+            f"playground, distributions and training health tabbed behind evaluation and filters, compare "
+            f"hidden until a run is compared; live view sizes {sizes}")
 
 
 def mouse(widget, kind: str, x: float, y: float) -> None:
