@@ -41,8 +41,8 @@ from cnnviz.timeline.store import (ANCHORS, EVALS, FORMAT_VERSION, KEYFRAMES, Ev
 
 STEPS_INTERVAL = 0.25  # seconds between two records of the steps' metrics (a follower shows them within ~0.5 s)
 STATS_INTERVAL = 0.25  # seconds between two records of layer statistics, at least
-STATS_SHARE = 0.004  # the share of the training time the statistics may take
-THIN_AT = (4, 16, 64, 256)  # keyframes written in this fit after which the plan is checked against the time
+STATS_SHARE = 0.003  # the share of the training time the statistics may take
+THIN_AT = (2, 8, 32, 128, 512)  # keyframes written in this fit after which the plan is checked against the time
 THIN_FROM_SECONDS = 3.0  # a fit expected to train for less is not thinned (its keyframes cost milliseconds)
 
 

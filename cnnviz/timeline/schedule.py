@@ -118,11 +118,13 @@ def log_spaced(first: int, last: int, count: int) -> tuple[int, ...]:
         return ()
     if count >= span:
         return tuple(range(first + 1, last + 1))
-    chosen: np.ndarray = np.array([], dtype=np.int64)
-    points = count
-    while len(chosen) < count:  # rounding merges the first points: ask for more until there are enough
-        chosen = np.unique(np.round(np.geomspace(1, span, points)).astype(np.int64))
-        points += max(1, count - len(chosen))
-    if len(chosen) > count:  # thin evenly, keeping both ends: the spacing stays logarithmic
-        chosen = chosen[np.round(np.linspace(0, len(chosen) - 1, count)).astype(np.int64)]
+    # every step from the first up to m, then a geometric series from m to the span; m is the least for which
+    # the series' first gap is a whole step, so no two points round to the same step (one numpy pass)
+    heads = np.arange(1, count, dtype=np.float64)
+    ratios = (span / heads) ** (1.0 / (count - heads))
+    fits = np.nonzero(heads * (ratios - 1.0) >= 1.0)[0]
+    m = int(heads[fits[0]]) if len(fits) else count
+    tail = np.floor(m * ratios[m - 1] ** np.arange(1, count - m + 1) + 0.5) if m < count else np.zeros(0)
+    chosen = np.concatenate([np.arange(1, m + 1), tail]).astype(np.int64)
+    chosen[-1] = span
     return tuple(int(first + s) for s in chosen)
