@@ -36,7 +36,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.formatting import format_seconds
 from cnnviz.gui.widgets.run_controls import RunControls
 from cnnviz.gui.widgets.timeline_bar import TimelineBar
-from cnnviz.gui.window_docks import build_docks, keep_draw_panel_width
+from cnnviz.gui.window_docks import build_docks, hide_orphan_tab_bars, keep_draw_panel_width
 from cnnviz.gui.window_menus import add_run_to_curves, build_menus
 from cnnviz.gui.window_timeline import WindowTimeline
 from cnnviz.models import spec_for_data
@@ -457,6 +457,13 @@ class MainWindow(QMainWindow):
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
         return QSize(1440, 900)
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        QTimer.singleShot(0, self._hide_orphan_tab_bars)  # once the docks have their places
+
+    def _hide_orphan_tab_bars(self) -> None:
+        hide_orphan_tab_bars(self)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self.experiment_controller.closing = True

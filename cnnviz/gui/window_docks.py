@@ -7,7 +7,7 @@ filters, convolution, distributions, training health) and the draw panel on the 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea, QTabBar, QWidget
 
 
 def make_dock(window, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea,
@@ -73,3 +73,20 @@ def keep_draw_panel_width(w, window_width: int) -> None:
     need = w.draw.minimumSizeHint().width() + 4
     others = w.docks["experiment"].minimumWidth() + w.feature_maps.minimumSizeHint().width() + 48
     dock.widget().setMinimumWidth(max(120, min(need, window_width - others)))
+
+
+def hide_orphan_tab_bars(w) -> list[list[str]]:
+    """Hide the tab bars Qt leaves behind when docks are tabified before the window has a size.
+
+    Qt (6.11; reproduced with bare QDockWidgets) keeps the bar made by the first tabify of the second tab
+    group visible after the next tabify into that group replaces it: a stray "Feature maps | Filters" bar then
+    floats over the Experiment panel. It is a bar of the window whose tabs are a strict subset of another
+    visible bar's; the layout never uses it again. Returns the tabs of the bars hidden."""
+    bars = [bar for bar in w.findChildren(QTabBar) if bar.parent() is w and bar.isVisible()]
+    tabs = {bar: [bar.tabText(i) for i in range(bar.count())] for bar in bars}
+    hidden = []
+    for bar in bars:
+        if any(set(tabs[bar]) < set(tabs[other]) for other in bars if other is not bar):
+            bar.hide()
+            hidden.append(tabs[bar])
+    return hidden
