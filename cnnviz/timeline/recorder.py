@@ -41,7 +41,7 @@ from cnnviz.timeline.store import (ANCHORS, EVALS, FORMAT_VERSION, KEYFRAMES, Ev
 
 STEPS_INTERVAL = 0.25  # seconds between two records of the steps' metrics (a follower shows them within ~0.5 s)
 STATS_INTERVAL = 0.25  # seconds between two records of layer statistics, at least
-STATS_SHARE = 0.003  # the share of the training time the statistics may take
+STATS_SHARE = 0.006  # the share of the training time the statistics may take
 THIN_AT = (2, 8, 32, 128, 512)  # keyframes written in this fit after which the plan is checked against the time
 THIN_FROM_SECONDS = 3.0  # a fit expected to train for less is not thinned (its keyframes cost milliseconds)
 
@@ -337,20 +337,25 @@ class RunRecorder(Callback):
                 and trainer.step_count > 0 and trainer.step_count >= self._next_stats_step:
             self._last_stats = now
             self.stats.arm()
-            self._stats_seconds = time.perf_counter() - now
+            self._armed_at = time.perf_counter()
+            self._stats_seconds = self._armed_at - now
             self.recording_seconds += self._stats_seconds
             step = trainer.step_count + 1
             trainer.call_at_step(step, lambda: self._guard(self._collect_stats, trainer))
 
     _stats_seconds = 0.0
+    _armed_at = 0.0
 
     def _collect_stats(self, trainer) -> None:
         if self.stats is not None and self.stats.armed:
             started = time.perf_counter()
+            # the hooks' work: how much longer the hooked step took than the fit's steps do on average
+            done = max(1, trainer.step_count - self._fit_first)
+            mean_step = (started - self._fit_started - self.recording_seconds) / done
+            hooks = max(0.0, started - self._armed_at - mean_step)
             self._event({"t": "stats", "step": trainer.step_count, "layers": self.stats.collect()})
-            # the hooks' work in the forward pass is not timed: count the record twice (the guard counts it once)
-            took = 2 * (self._stats_seconds + time.perf_counter() - started)
-            self.recording_seconds += took / 2
+            took = self._stats_seconds + hooks + time.perf_counter() - started
+            self.recording_seconds += hooks  # (the guard around this call adds the rest)
             self._stats_interval = max(STATS_INTERVAL, took / STATS_SHARE)
             gap = max(1, math.ceil((self._fit_last - self._fit_first) / MAX_STATS_RECORDS))
             self._next_stats_step = trainer.step_count + gap

@@ -25,8 +25,17 @@ STAT_NAMES = ("weight_hist", "grad_hist", "weight_norm", "grad_norm", "update_ra
 _SATURATED_SHARE = 0.95
 
 
+HISTOGRAM_SAMPLE = 1 << 16  # a larger tensor's histogram is taken over an evenly strided sample of this many
+
+
 def _histogram(values: torch.Tensor) -> dict:
-    v = values.detach().float().reshape(-1)
+    """Counts in 32 equal bins from the smallest to the largest finite value. A tensor of more than
+    ``HISTOGRAM_SAMPLE`` values is sampled evenly (every k-th value; the counts are the sample's): a
+    dense layer of 235,200 weights then costs a quarter of the time, and its shape is the same."""
+    v = values.detach().reshape(-1)
+    if v.numel() > HISTOGRAM_SAMPLE:
+        v = v[::-(-v.numel() // HISTOGRAM_SAMPLE)]
+    v = v.float()
     finite = v[torch.isfinite(v)]
     if finite.numel() == 0:
         return {"counts": [0] * HISTOGRAM_BINS, "low": 0.0, "high": 0.0}
@@ -81,14 +90,14 @@ class LayerStats:
         with torch.no_grad():
             for name, module in self.weighted:
                 w = module.weight.detach()
-                figures = {"weight_hist": _histogram(w), "weight_norm": _number(float(w.float().norm()))}
+                norm = float(w.float().norm())
+                figures = {"weight_hist": _histogram(w), "weight_norm": _number(norm)}
                 grad = module.weight.grad
                 if grad is not None:
                     figures["grad_hist"] = _histogram(grad)
                     figures["grad_norm"] = _number(float(grad.float().norm()))
                 before = self._before.get(name)
                 if before is not None:
-                    norm = float(w.float().norm())
                     figures["update_ratio"] = _number(float((w - before).float().norm()) / norm) if norm > 0 else None
                 layers[name] = figures
         for name, figures in self._seen.items():

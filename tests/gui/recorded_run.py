@@ -9,7 +9,7 @@ from cnnviz.cli import main
 def record_run(folder: Path, *more: str) -> Path:
     """Train `gorner` for 30 steps of 10 images into `folder` with its timeline, and return the folder.
 
-    Layer statistics are normally taken at most 4 times a second and within 0.3% of the training time; here
+    Layer statistics are normally taken at most 4 times a second and within 0.6% of the training time; here
     as often as the trainer allows (about one record every step or two), so that a run of a second holds enough
     of them."""
     with pytest.MonkeyPatch.context() as patch:

@@ -53,6 +53,8 @@ PLOTS = (  # name, y label, figures drawn, log axis
     ("gradientPlot", "gradient norm", ("grad_norm",), True),
 )
 FIGURES = tuple(f for _, _, figures, _ in PLOTS for f in figures)
+# the y axes' own labels: the long ones (the readout's) overlap when three plots share a short dock
+AXIS_LABELS = {"unitsPlot": "dead/sat.", "ratioPlot": "update", "gradientPlot": "grad norm"}
 SHORT = {"dead_fraction": "dead", "saturated_fraction": "saturated", "update_ratio": "ratio",
          "grad_norm": "gradient norm"}
 
@@ -137,7 +139,7 @@ class HealthView(QWidget):
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(2)
         for name, label, _, log in PLOTS:
-            plot = step_plot(self, name, label)
+            plot = step_plot(self, name, AXIS_LABELS.get(name, label))
             item = plot.getPlotItem()
             item.setLogMode(y=log)
             if name != PLOTS[-1][0]:
