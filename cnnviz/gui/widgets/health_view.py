@@ -54,7 +54,7 @@ PLOTS = (  # name, y label, figures drawn, log axis
 )
 FIGURES = tuple(f for _, _, figures, _ in PLOTS for f in figures)
 # the y axes' own labels: the long ones (the readout's) overlap when three plots share a short dock
-AXIS_LABELS = {"unitsPlot": "dead/sat.", "ratioPlot": "update", "gradientPlot": "grad norm"}
+AXIS_LABELS = {"unitsPlot": "dead/sat.", "ratioPlot": "update", "gradientPlot": "grad"}
 SHORT = {"dead_fraction": "dead", "saturated_fraction": "saturated", "update_ratio": "ratio",
          "grad_norm": "gradient norm"}
 
