@@ -73,7 +73,8 @@ class CompareView(QWidget):
         layout.addWidget(self.tabs, 1)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.refresh)
+        self._timer.timeout.connect(self._refresh_shown)
+        self.tabs.currentChanged.connect(self._schedule)
         for s in (session_a, session_b):
             for signal in (s.weights_changed, s.input_changed, s.evaluation_ready, s.spec_changed):
                 signal.connect(self._schedule)
@@ -159,8 +160,19 @@ class CompareView(QWidget):
             return None
 
     def refresh(self) -> None:
+        """Redraw the answers and evaluation pages now (shown or not)."""
         self._draw_answers()
         self._draw_evaluation()
+
+    def _refresh_shown(self) -> None:
+        """Redraw the page on show only (the side-by-side views redraw themselves): two predictions, two
+        saliency maps and the bar plots cost ~40 ms, five times a second while both runs train, which the
+        event loop cannot spare when the answers are not even on screen. A page is drawn when it is shown."""
+        page = self.tabs.tabText(self.tabs.currentIndex())
+        if page == "Answers":
+            self._draw_answers()
+        elif page == "Evaluation":
+            self._draw_evaluation()
 
     def _draw_answers(self) -> None:
         from cnnviz.inspect.saliency import saliency
