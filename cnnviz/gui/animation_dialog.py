@@ -132,6 +132,7 @@ class AnimationDialog(QDialog):
             self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
             return
         self.both.setEnabled(self._compared and choice["view"] != "window")
+        self.scale.setEnabled(choice["view"] in ("filters", "feature-maps"))  # the others draw no weights' colours
         if self.side_by_side() and choice["size"][0] < 2 * WIDTH_RANGE[0] + PAIR_GAP:
             self.error.setText(f"Two runs side by side need a size at least {2 * WIDTH_RANGE[0] + PAIR_GAP} "
                                "pixels wide")

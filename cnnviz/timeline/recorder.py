@@ -130,6 +130,7 @@ class RunRecorder(Callback):
         if cfg.max_steps is not None:
             last = min(last, cfg.max_steps)
         self._fit_first, self._fit_last = trainer.step_count, last
+        self._anchor_floor = None  # (the model or the recipe may have changed since the last fit)
         self._fit_started = time.perf_counter()
         self._next_stats_step = trainer.step_count + max(1, math.ceil((last - trainer.step_count) / MAX_STATS_RECORDS))
         plan = plan_keyframes(trainer.step_count, last, self._epochs_left(trainer), self._values(trainer),
@@ -151,11 +152,16 @@ class RunRecorder(Callback):
         return min(max(0, trainer.recipe.train.epochs - trainer.epoch), math.ceil(steps_left / per_epoch))
 
     def _anchor_estimate(self, trainer) -> int:
-        """An anchor's size once the optimizer has its state (the anchor of step 0 has none yet)."""
-        opt = trainer.recipe.optimizer
-        params = sum(int(p.numel()) for p in trainer.model.parameters())
-        slots = optimizer_slots(opt.name, float(getattr(opt, "momentum", 0.0) or 0.0))
-        return max(self._anchor_bytes, self._values(trainer) * 4 + slots * params * 4 + 16 * 1024)
+        """An anchor's size once the optimizer has its state (the anchor of step 0 has none yet); the model's
+        part is worked out once a fit (every keyframe asks)."""
+        if self._anchor_floor is None:
+            opt = trainer.recipe.optimizer
+            params = sum(int(p.numel()) for p in trainer.model.parameters())
+            slots = optimizer_slots(opt.name, float(getattr(opt, "momentum", 0.0) or 0.0))
+            self._anchor_floor = self._values(trainer) * 4 + slots * params * 4 + 16 * 1024
+        return max(self._anchor_bytes, self._anchor_floor)
+
+    _anchor_floor: int | None = None
 
     def _eval_estimate(self, trainer) -> int:
         if self._eval_bytes:

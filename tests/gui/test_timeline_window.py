@@ -172,6 +172,9 @@ def test_the_animation_dialog_refuses_a_bad_size_and_says_how_long_the_animation
     assert ok.isEnabled() and "20 frames, 2.0 s" in dialog.summary.text()
     assert dialog.choices() == {"kind": "gif", "view": "filters", "size": (800, 600), "fps": 10, "frames": 20,
                                 "scale": None}
+    assert dialog.scale.isEnabled()
+    dialog.view.setCurrentIndex(dialog.view.findData("curves"))
+    assert not dialog.scale.isEnabled()  # curves and the window have no colour scale to choose
 
 
 def test_the_whole_window_is_grabbed_at_each_stored_step_and_left_at_the_step_it_showed(window, qtbot, sparse_run,
