@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnviz.errors import CheckpointError
+from cnnviz.errors import CheckpointError, CnnvizError
 from cnnviz.files import read_regular
 from cnnviz.training.history import History
 from cnnviz.training.messages import EpochMetrics, Evaluation
+from cnnviz.training.surgery import FilterOperation
 from cnnviz.validation import parse_json
 from cnnviz.timeline.store import (EVENTS_NAME, FORMAT_VERSION, EventReader, anchor_weights, decode_evaluation,
                                    decode_keyframe, read_file)
@@ -38,6 +39,7 @@ class RunTimeline:
     anchors: dict[int, str] = field(default_factory=dict)  # step -> file
     evaluations: dict[int, dict] = field(default_factory=dict)  # step -> the eval event (test split)
     stats: list[dict] = field(default_factory=list)  # the stats events, in step order
+    surgeries: list[FilterOperation] = field(default_factory=list)  # the filter operations, in the order applied
     state: str = "unknown"
     ended: dict | None = None  # the end event, once the run ended
     latest: dict | None = None  # where the run stood at its last steps record (epoch, ETA, images/s...)
@@ -71,6 +73,7 @@ class RunTimeline:
                        has_timeline=False)
         timeline.anchors[checkpoint.step] = file.name
         timeline._checkpoint_file = file
+        timeline.surgeries = list(checkpoint.surgery)
         timeline.state = timeline.header.get("status", "stopped") if isinstance(timeline.header, dict) else "stopped"
         for e, acc in zip(checkpoint.history.epochs, checkpoint.history.test_accuracy):
             timeline.evaluations[e.step] = {"step": e.step, "accuracy": acc, "split": "test"}
@@ -120,13 +123,18 @@ class RunTimeline:
             elif kind == "stats":
                 if isinstance(event.get("layers"), dict):
                     self.stats.append(event)
+            elif kind == "surgery":
+                if int(event["n"]) == len(self.surgeries):  # a repeat or a gap is not this run's next operation
+                    self.surgeries.append(FilterOperation.from_dict(
+                        {k: event[k] for k in ("layer", "index", "action", "step") if k in event}))
             elif kind == "state":
                 self.state = str(event.get("state"))
             elif kind == "rewind":
                 self._rewind(int(event["step"]))
+                del self.surgeries[int(event.get("surgeries", len(self.surgeries))):]
             elif kind == "end":
                 self.ended, self.state = event, str(event.get("status", "finished"))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, CnnvizError):
             if self._reader is not None:
                 self._reader.skipped += 1  # a record of the wrong shape counts as damaged, never fatal
 

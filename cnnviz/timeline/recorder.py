@@ -209,7 +209,7 @@ class RunRecorder(Callback):
         if self.stats is not None:
             self.stats.disarm()
         if result.status == "failed":  # it went back to its last good state: nothing after it stays
-            self._rewind(trainer.step_count)
+            self._rewind(trainer.step_count, len(trainer.surgery.operations))
         if self.staging is not None and not self.promoted and result.status != "failed" and trainer.step_count > 0:
             self._guard(self.promote)
         self._guard(self._flush_steps, trainer)
@@ -259,6 +259,10 @@ class RunRecorder(Callback):
         if self.events is not None and trainer.step_count not in self.anchors:
             self._guard(self._flush_steps, trainer)
             self._guard(self.write_anchor, trainer)
+
+    def on_surgery(self, trainer, operation) -> None:
+        """A filter operation: logged with its place in the run's list (a replay applies those its anchor lacks)."""
+        self._event({"t": "surgery", "n": len(trainer.surgery.operations) - 1, **operation.to_dict()}, sync=True)
 
     def on_state_change(self, trainer, state, message) -> None:
         self._event({"t": "state", "state": str(state), "step": trainer.step_count, "message": message})
@@ -386,9 +390,10 @@ class RunRecorder(Callback):
         self.written_steps = end
         self._event(event)
 
-    def _rewind(self, step: int) -> None:
-        """A failed run went back to an earlier state: the records after it no longer belong to the run."""
-        self._event({"t": "rewind", "step": step}, sync=True)
+    def _rewind(self, step: int, surgeries: int) -> None:
+        """A failed run went back to an earlier state: the records after it no longer belong to the run (nor the
+        filter operations past the first `surgeries`)."""
+        self._event({"t": "rewind", "step": step, "surgeries": surgeries}, sync=True)
         self.written_steps = min(self.written_steps, step)
         self.keyframes = [s for s in self.keyframes if s <= step]
 

@@ -89,6 +89,9 @@ def exact_weights(timeline: RunTimeline, step: int, data=None, progress: Progres
         if isinstance(threads, int) and threads > 0:
             torch.set_num_threads(threads)  # the run's thread count: float sums then add up in the same order
         trainer = resume_trainer(anchor, data, [watch], recipe=recipe)
+        for op in timeline.surgeries[len(anchor.surgery):]:  # the filter operations since the anchor, as they ran
+            if op.step < step:
+                trainer.call_at_step(op.step, lambda op=op: trainer.apply_operation(op))
         result = trainer.fit()
     finally:
         torch.set_num_threads(before)

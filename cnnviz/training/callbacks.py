@@ -21,10 +21,11 @@ class Callback:
     def on_fit_end(self, trainer, result: "FitResult") -> None: ...
     def on_exception(self, trainer, error: BaseException) -> None: ...
     def on_recipe_change(self, trainer) -> None: ...  # a live change (learning rate, batch size) is about to apply
+    def on_surgery(self, trainer, operation) -> None: ...  # a filter was zeroed, frozen, ... (a FilterOperation)
 
 
 HOOKS = ("on_fit_start", "on_step_end", "on_epoch_end", "on_evaluation_start", "on_evaluation", "on_state_change",
-         "on_fit_end", "on_exception", "on_recipe_change")
+         "on_fit_end", "on_exception", "on_recipe_change", "on_surgery")
 
 
 def bound_hooks(callbacks, hook: str) -> tuple:

@@ -23,10 +23,11 @@ from safetensors.torch import save as st_save
 from cnnviz import limits
 from cnnviz.config import Recipe
 from cnnviz.data.prepare import Normalization, PreparedData
-from cnnviz.errors import CheckpointError, CnnvizError
+from cnnviz.errors import CheckpointError, CnnvizError, ConfigError
 from cnnviz.files import read_regular
 from cnnviz.models import CnnvizNet, ModelSpec, build_model, summarize
 from cnnviz.training.history import History
+from cnnviz.training.surgery import FilterOperation, SurgeryLog
 from cnnviz.validation import (
     check_fields, check_ranges, check_text_list, check_type, describe, parse_json, ranged,
 )
@@ -52,6 +53,7 @@ class Checkpoint:
     batch_in_epoch: int = 0
     history: History = field(default_factory=History)
     rng: dict[str, torch.Tensor] = field(default_factory=dict)
+    surgery: tuple[FilterOperation, ...] = ()  # the filter operations these weights already carry
 
     def build_model(self) -> CnnvizNet:
         """The model with the checkpoint's weights, in eval mode, on the CPU."""
@@ -70,6 +72,7 @@ def from_trainer(trainer) -> Checkpoint:
         batch_in_epoch=trainer.batch_in_epoch, history=trainer.history,
         rng={"shuffle": trainer.shuffle.get_state(), "shuffle_epoch": trainer.epoch_shuffle_state,
              "torch": torch.get_rng_state()},
+        surgery=tuple(trainer.surgery.operations),
     )
 
 
@@ -110,6 +113,8 @@ def checkpoint_bytes(checkpoint: Checkpoint) -> bytes:
         "test_accuracy": json.dumps(checkpoint.history.test_accuracy),
         "optimizer": json.dumps(optimizer_json),
     }
+    if checkpoint.surgery:  # absent when none: older readers and files stay as they were
+        meta["surgery"] = json.dumps([op.to_dict() for op in checkpoint.surgery])
     return st_save(tensors, metadata=meta)
 
 
@@ -233,6 +238,10 @@ def _decode(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Checkpoin
     per_epoch = done // progress.epoch if progress.epoch > 0 and done > 0 else None  # for epochs saved without a step
     history = History.restore(arrays, _entry(meta, "history_epochs", []), _entry(meta, "test_accuracy", []),
                               steps_per_epoch=per_epoch)
+    try:
+        surgery = tuple(SurgeryLog.from_json(_entry(meta, "surgery", [])).operations)
+    except ConfigError as exc:
+        raise CheckpointError(f"damaged header: {exc}") from None
     rng = {k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")}
     expected_rng = torch.get_rng_state()
     for key, state in rng.items():
@@ -242,7 +251,7 @@ def _decode(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Checkpoin
     return Checkpoint(
         spec=spec, recipe=recipe, normalization=normalization, class_names=class_names, dataset=dataset,
         model_state=model_state, optimizer_state=optimizer, epoch=progress.epoch, step=progress.step,
-        batch_in_epoch=progress.batch_in_epoch, history=history, rng=rng,
+        batch_in_epoch=progress.batch_in_epoch, history=history, rng=rng, surgery=surgery,
     )
 
 
@@ -339,6 +348,11 @@ def resume_trainer(checkpoint: Checkpoint, data: PreparedData, callbacks=(), rec
     trainer.epoch, trainer.step_count, trainer.batch_in_epoch = checkpoint.epoch, checkpoint.step, \
         checkpoint.batch_in_epoch
     trainer.history = checkpoint.history
+    trainer.surgery = SurgeryLog(list(checkpoint.surgery))
+    try:
+        trainer.surgery.hold(trainer.model)
+    except ConfigError as exc:
+        raise CheckpointError(f"damaged header: {exc}") from None
     try:
         if "shuffle" in checkpoint.rng:
             trainer.shuffle.set_state(checkpoint.rng["shuffle"])

@@ -24,6 +24,7 @@ from cnnviz.training.history import History
 from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, RUNNING, STOPPED, EpochMetrics, Evaluation,
                                       FitResult, StepMetrics, WeightsSnapshot)
 from cnnviz.training.optim import learning_rate, make_optimizer, set_learning_rate
+from cnnviz.training.surgery import FilterOperation, SurgeryLog, check_operation
 
 
 # A batch-mean cross-entropy this large means logits thousands apart: the run has blown up (with ReLU nets
@@ -88,6 +89,7 @@ class Trainer:
         self.batch_in_epoch = 0  # batches done in the current epoch
         self.epoch_shuffle_state = self.shuffle.get_state()
         self.last_evaluation: Evaluation | None = None
+        self.surgery = SurgeryLog()  # the filter operations applied so far, and the filters they froze
         self.set_callbacks(callbacks)
         weights = data.class_weights.to(self.device) if data.class_weights is not None else None
         self._class_weights = weights
@@ -146,6 +148,20 @@ class Trainer:
         self.recipe = dataclasses.replace(self.recipe, train=dataclasses.replace(self.recipe.train,
                                                                                 batch_size=batch_size))
         self.recipe.train.validate()
+
+    def operate(self, layer: str, index: int, action: str) -> None:
+        """Zero, freeze, unfreeze or re-initialise filter `index` of conv layer `layer` before the next batch
+        (any thread). A wrong layer, filter or action is a ConfigError at once."""
+        op = FilterOperation(layer, int(index), action)
+        check_operation(self.model, op)
+        self.control.call_soon(lambda: self.apply_operation(op))
+
+    def apply_operation(self, op: FilterOperation) -> FilterOperation:
+        """Apply `op` now, after the current step (training thread, or while not running), and announce it."""
+        op = self.surgery.apply(self.model, self.optimizer, dataclasses.replace(op, step=self.step_count),
+                                self.recipe.train.seed)
+        self._emit("on_surgery", self, op)
+        return op
 
     # -- the loop --------------------------------------------------------------------------------------
     def fit(self) -> FitResult:
@@ -211,7 +227,7 @@ class Trainer:
         through `_record_step`. No name holds the batch past its step (it is freed with the graph, as in a
         plain loop): a batch still alive while the next one is gathered kept the allocator from handing back
         its cache-hot buffers (0.3% of a cntk-conv step, measured in issue 4)."""
-        model, optimizer, weights = self.model, self.optimizer, self._class_weights
+        model, optimizer, weights, surgery = self.model, self.optimizer, self._class_weights, self.surgery
         order, images, labels, size, starts = self._epoch_plan()
         max_steps, last = self.recipe.train.max_steps, (starts[-1] if starts else None)
         loss_sum, seen = 0.0, 0
@@ -230,6 +246,7 @@ class Trainer:
                 raise self._diverged(value, lr)
             loss.backward()
             optimizer.step()
+            surgery.restore_frozen()  # frozen filters back to their values (nothing to do when none are)
 
             loss_sum += value * y.shape[0]  # the last batch may be smaller
             seen += y.shape[0]
@@ -429,6 +446,7 @@ class Trainer:
             model=self._state_copy(), optimizer=copy.deepcopy(self.optimizer.state_dict()), epoch=self.epoch,
             step_count=self.step_count, batch_in_epoch=self.batch_in_epoch,
             shuffle=self.shuffle.get_state(), epoch_shuffle=self.epoch_shuffle_state, torch_rng=torch.get_rng_state(),
+            surgery=self.surgery.copy(),
             lengths=(len(h.step_loss), len(h.step_accuracy), len(h.step_lr), len(h.epochs), len(h.test_accuracy)))
 
     @property
@@ -451,6 +469,8 @@ class Trainer:
         self.shuffle.set_state(g.shuffle)
         self.epoch_shuffle_state = g.epoch_shuffle
         torch.set_rng_state(g.torch_rng)
+        self.surgery = g.surgery.copy()
+        self.surgery.hold(self.model)
         self._pending.clear()
         self._lr = None
         h = self.history
@@ -470,6 +490,7 @@ class _GoodState:
     shuffle: torch.Tensor
     epoch_shuffle: torch.Tensor
     torch_rng: torch.Tensor
+    surgery: SurgeryLog
     lengths: tuple[int, ...]
 
 
