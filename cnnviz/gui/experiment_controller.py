@@ -246,6 +246,7 @@ class ExperimentController(QObject):
         s.set_spec(ckpt.spec)
         s.load_weights(ckpt.model_state, ckpt.step)
         s.reset_history(ckpt.history)
+        s.set_surgeries(ckpt.surgery)
         self.controller.resume_from = Path(path)
         self.controller.last_checkpoint = Path(path)
         if s.data is not None and s.data.num_classes == ckpt.spec.num_classes and ckpt.step > 0 \

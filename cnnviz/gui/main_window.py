@@ -161,6 +161,7 @@ class MainWindow(QMainWindow):
         e.model_override_requested.connect(x.apply_model_override)
         e.learning_rate_changed.connect(self.controller.set_learning_rate)
         e.batch_size_changed.connect(self.controller.set_batch_size)
+        self.filters.operate_requested.connect(self.controller.operate_filter)
         self.model_editor.spec_applied.connect(x.apply_spec)
         x.preset_changed.connect(e.set_preset)
         x.recipe_shown.connect(e.set_recipe)

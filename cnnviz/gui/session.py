@@ -21,6 +21,7 @@ from cnnviz.inspect.inference import InferenceModel
 from cnnviz.models import CnnvizNet, ModelSpec, build_model
 from cnnviz.training.history import History
 from cnnviz.training.messages import IDLE, EpochMetrics, Evaluation, StepBatch, WeightsSnapshot
+from cnnviz.training.surgery import FilterOperation, SurgeryLog
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Session(QObject):
     state_changed = Signal(str)  # idle / running / paused / stopped / finished / failed
     history_reset = Signal(object)  # History: after a reset or when a run is opened
     input_changed = Signal(object)  # InputImage
+    surgery_changed = Signal(object)  # tuple of FilterOperation: the run's filter operations
     message = Signal(str, str)  # level ("info", "warning", "error"), text
 
     def __init__(self, spec: ModelSpec, recipe: Recipe, parent: QObject | None = None) -> None:
@@ -65,6 +67,7 @@ class Session(QObject):
         self.live = True  # False while the views show an earlier step of the run (the timeline)
         self.latest: WeightsSnapshot | None = None  # the run's newest weights, shown or not
         self.latest_evaluation: Evaluation | None = None  # the run's newest evaluation, shown or not
+        self.surgeries: tuple[FilterOperation, ...] = ()  # the filter operations of the run, in order
         self.spec = spec
         self.model: CnnvizNet = self._fresh_model(spec)
 
@@ -80,6 +83,7 @@ class Session(QObject):
         self.spec = self.model.spec
         self.trained, self.weights_step = False, 0
         self.reset_history()
+        self.set_surgeries(())
         self.spec_changed.emit(self.spec)
 
     def reset_weights(self) -> None:
@@ -181,6 +185,18 @@ class Session(QObject):
         self.history = history if history is not None else History()
         self.evaluation = None
         self.history_reset.emit(self.history)
+
+    def set_surgeries(self, operations) -> None:
+        """The run's filter operations (zeroed, frozen, ... filters), in the order they were applied."""
+        operations = tuple(operations)
+        if operations != self.surgeries:
+            self.surgeries = operations
+            self.surgery_changed.emit(operations)
+
+    def frozen_filters(self) -> tuple[tuple[str, int], ...]:
+        """(layer, filter) of the filters frozen in the weights on show (an earlier step: as they were then)."""
+        ops = self.surgeries if self.live else [op for op in self.surgeries if op.step < self.weights_step]
+        return SurgeryLog(list(ops)).frozen
 
     # -- inputs and predictions ------------------------------------------------------------------------
     def select_input(self, image: InputImage) -> None:

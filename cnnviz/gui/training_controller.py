@@ -10,9 +10,9 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from cnnviz.gui.session import Session
 from cnnviz.errors import CnnvizError
 from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, RUNNING, STOPPED, AckSnapshot, EpochMetrics,
-                                      Evaluation, FitResult, Notice, Pause, Resume, Saved, SaveCheckpoint,
-                                      Rewound, SetBatchSize, SetLearningRate, StateChanged, Step, StepBatch, Stop,
-                                      WeightsSnapshot)
+                                      Evaluation, FitResult, Notice, OperateFilter, Pause, Resume, Saved,
+                                      SaveCheckpoint, Rewound, SetBatchSize, SetLearningRate, StateChanged, Step,
+                                      StepBatch, Stop, Surgery, WeightsSnapshot)
 from cnnviz.training.rundir import AutosaveSlots, RunFolder, app_data_dir
 from cnnviz.training.runner import TrainingJob
 from cnnviz.gui.training_worker import TrainingWorker
@@ -71,6 +71,7 @@ class TrainingController(QObject):
                 recipe = recipe.replace(train__epochs=done + recipe.train.epochs)
         else:
             s.reset_history()
+            s.set_surgeries(())
         self.run_folder = self._folder_for(resume)
         job = TrainingJob(spec=s.spec.to_dict(), recipe=recipe, resume_from=resume, threads=self.job_threads,
                           run_dir=str(self.run_folder.path), name=self.run_name, start_paused=paused)
@@ -138,6 +139,16 @@ class TrainingController(QObject):
     def set_batch_size(self, batch_size: int) -> None:
         self._command(SetBatchSize(batch_size))
 
+    def operate_filter(self, layer: str, index: int, action: str) -> bool:
+        """Ask the run this window trains to zero / freeze / unfreeze / re-initialise a filter before its next
+        batch. False (and a message) when there is no such run: a followed run belongs to another process."""
+        if not self.active or self.following is not None:
+            self.session.message.emit("info", "Filter surgery works on a run this window is training: press Train "
+                                              "(or Pause), then right-click a filter.")
+            return False
+        self._command(OperateFilter(layer, int(index), action))
+        return True
+
     def save(self, path: str) -> bool:
         """Save the run to `path`: asks the running process, or copies the last checkpoint.
 
@@ -204,6 +215,8 @@ class TrainingController(QObject):
             elif message.path == self._pending_save:
                 self._pending_save = None
                 self.saved.emit(message.path)
+        elif isinstance(message, Surgery):
+            s.set_surgeries(message.operations)
         elif isinstance(message, Rewound):  # a followed run went back to its last good state
             s.reset_history(s.history.truncated(message.steps, message.epochs))
         elif isinstance(message, FitResult):

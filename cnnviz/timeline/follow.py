@@ -12,7 +12,7 @@ import time
 
 from cnnviz.errors import CnnvizError
 from cnnviz.training.messages import (FAILED, STOPPED, Evaluation, FitResult, Rewound, RunState,
-                                      StateChanged, StepBatch, StepMetrics, WeightsSnapshot)
+                                      StateChanged, StepBatch, StepMetrics, Surgery, WeightsSnapshot)
 from cnnviz.timeline.reader import RunTimeline
 
 READ_INTERVAL = 0.2  # seconds between two reads of the folder (a written step is on screen well within 1 s)
@@ -39,6 +39,8 @@ class RunFollower:
             messages.append(StepBatch(1, h.step_loss.values.astype("float32"), h.step_accuracy.values.astype("float32"),
                                       h.step_lr.values.astype("float32"), _latest(t, h.steps)))
         messages += h.epochs
+        if t.surgeries:
+            messages.append(Surgery(tuple(t.surgeries)))
         messages += self._weights_message()
         if t.ended is not None:
             messages.append(self._result(t.ended))
@@ -104,6 +106,9 @@ class RunFollower:
                 out.append(StateChanged(RunState(event["state"]), str(event.get("message") or "")))
             elif kind == "rewind":
                 out.append(Rewound(t.history.steps, len(t.history.epochs)))
+                out.append(Surgery(tuple(t.surgeries)))
+            elif kind == "surgery":
+                out.append(Surgery(tuple(t.surgeries)))
             elif kind == "end":
                 if new_weights:
                     out += self._weights_message()

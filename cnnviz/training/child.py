@@ -17,9 +17,9 @@ import numpy as np
 
 from cnnviz.errors import CnnvizError
 from cnnviz.training.callbacks import Callback
-from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, STOPPED, AckSnapshot, FitResult, Notice, Pause, Resume,
-                                      Saved, SaveCheckpoint, SetBatchSize, SetLearningRate, StateChanged, Step,
-                                      StepBatch, Stop)
+from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, STOPPED, AckSnapshot, FitResult, Notice,
+                                      OperateFilter, Pause, Resume, Saved, SaveCheckpoint, SetBatchSize,
+                                      SetLearningRate, StateChanged, Step, StepBatch, Stop, Surgery)
 from cnnviz.training.pacing import Pacer
 from cnnviz.training.process_tuning import tune_for_training
 from cnnviz.training.shared_weights import SharedWeightsWriter
@@ -114,8 +114,18 @@ class Streamer(Callback):
         self.flush()
         self.send(evaluation)
 
+    def on_surgery(self, trainer, operation) -> None:
+        """A filter operation took effect: say so, and show the weights it left at once."""
+        self.flush()
+        self.send(Surgery(tuple(trainer.surgery.operations)))
+        text = operation.describe()
+        self.send(Notice(text[:1].upper() + text[1:], "info"))
+        self.send_snapshot(trainer)
+
     def on_state_change(self, trainer, state, message) -> None:
         self.flush()
+        if state == FAILED:  # it went back to its last good state: the operations after it are gone too
+            self.send(Surgery(tuple(trainer.surgery.operations)))
         self.paused = state == PAUSED
         if state in (PAUSED, FINISHED, STOPPED) and trainer.step_count > 0 or state == FAILED:
             self.send_snapshot(trainer)  # the exact weights the run paused or ended on (failed: went back to)
@@ -140,6 +150,7 @@ _HANDLERS = {
     AckSnapshot: lambda command, trainer, streamer: setattr(streamer, "snapshot_acked", True),
     SaveCheckpoint: lambda command, trainer, streamer: trainer.control.call_soon(
         lambda: _save_or_report(trainer, streamer, command.path)),
+    OperateFilter: lambda command, trainer, streamer: trainer.operate(command.layer, command.index, command.action),
 }
 
 

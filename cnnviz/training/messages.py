@@ -142,6 +142,13 @@ class Rewound:
 
 
 @dataclass(frozen=True)
+class Surgery:
+    """The filter operations the run has applied so far (sent after each new one and after a rewind)."""
+
+    operations: tuple  # of cnnviz.training.surgery.FilterOperation, in the order applied
+
+
+@dataclass(frozen=True)
 class Saved:
     """A checkpoint was written."""
 
@@ -198,7 +205,17 @@ class SaveCheckpoint:
     path: str
 
 
-Command = Union[Pause, Resume, Step, Stop, SetLearningRate, SetBatchSize, AckSnapshot, SaveCheckpoint]
+@dataclass(frozen=True)
+class OperateFilter:
+    """Zero, freeze, unfreeze or re-initialise (`action`) filter `index` of conv layer `layer` before the next
+    batch (answered by a Surgery message, or a Notice saying why not)."""
+
+    layer: str
+    index: int
+    action: str
+
+
+Command = Union[Pause, Resume, Step, Stop, SetLearningRate, SetBatchSize, AckSnapshot, SaveCheckpoint, OperateFilter]
 
 
 class MessageSource(Protocol):

@@ -132,3 +132,23 @@ def test_a_surgery_log_from_json_round_trips():
     log = SurgeryLog([FilterOperation("conv1", 1, "freeze", 4), FilterOperation("conv2", 0, "zero", 9)])
     assert SurgeryLog.from_json(log.to_json()).operations == log.operations
     assert SurgeryLog.from_json(log.to_json()).frozen == (("conv1", 1),)
+
+
+def test_a_follower_hears_of_the_operations_and_of_a_rewind_that_drops_them(tmp_path):
+    from cnnviz.timeline.follow import RunFollower
+    from cnnviz.training.messages import Surgery
+
+    recorder = RunRecorder(tmp_path / "run")
+    trainer = _trainer(steps=4, callbacks=[recorder])
+    trainer.call_at_step(2, lambda: trainer.apply_operation(FilterOperation("conv1", 0, "freeze")))
+    trainer.fit()
+    caught_up = [m for m in RunFollower(tmp_path / "run").poll() if isinstance(m, Surgery)]
+    assert [op.describe() for op in caught_up[-1].operations] == ["froze conv1 #0 at step 2"]
+    follower = RunFollower(tmp_path / "run", from_start=False)
+    from cnnviz.timeline.store import EventWriter
+    writer = EventWriter(tmp_path / "run")  # as a failed continuation does: back to step 1, before the operation
+    writer.write({"t": "rewind", "step": 1, "surgeries": 0})
+    writer.close()
+    follower._last_read = 0.0
+    heard = [m for m in follower.poll() if isinstance(m, Surgery)]
+    assert heard and heard[-1].operations == () and RunTimeline.open(tmp_path / "run").surgeries == []

@@ -98,7 +98,10 @@ class CurvesView(QWidget):
         s.epoch_ended.connect(self._on_epoch_ended)
         s.evaluation_ready.connect(self._on_evaluation)
         s.history_reset.connect(self._on_history_reset)
+        s.surgery_changed.connect(self._draw_surgeries)
+        self._surgery_lines: list[pg.InfiniteLine] = []
         self._on_history_reset(s.history)
+        self._draw_surgeries(s.surgeries)
 
     # -- layout ----------------------------------------------------------------------------------------
     def _plot(self, name: str, ylabel: str) -> pg.PlotWidget:
@@ -270,6 +273,26 @@ class CurvesView(QWidget):
         if box.autoRangeEnabled()[0]:
             box.setRange(xRange=(1, max(2, self.buffers.n)), disableAutoRange=False)
         self._redraw()
+
+    def _draw_surgeries(self, operations) -> None:
+        """A dotted line on the accuracy plot at each filter operation, labelled with what was done."""
+        plot = self.accuracy_plot
+        for line in self._surgery_lines:
+            plot.removeItem(line)
+        self._surgery_lines = []
+        for op in operations:
+            line = pg.InfiniteLine(pos=op.step + 0.5, angle=90, movable=False, label=op.describe().split(" at step")[0],
+                                   labelOpts={"position": 0.12, "color": (0, 110, 190), "rotateAxis": (1, 0),
+                                              "anchors": [(0, 0), (0, 0)]},
+                                   pen=pg.mkPen((0, 140, 230), width=1.5, style=Qt.PenStyle.DotLine))
+            line.setToolTip(op.describe())
+            plot.addItem(line, ignoreBounds=True)
+            self._surgery_lines.append(line)
+
+    @property
+    def surgery_marks(self) -> list[tuple[float, str]]:
+        """(x, label) of the filter-operation lines (for tests)."""
+        return [(line.value(), line.label.format) for line in self._surgery_lines]
 
     # -- drawing ---------------------------------------------------------------------------------------
     def _redraw(self, force: bool = False) -> None:

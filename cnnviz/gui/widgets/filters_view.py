@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
+    QMenu,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -109,7 +110,13 @@ class ChangeBars(QWidget):
 
 
 class FiltersView(QWidget):
-    """Every conv layer's filters as a mosaic, their change per epoch, and a clicked filter enlarged."""
+    """Every conv layer's filters as a mosaic, their change per epoch, and a clicked filter enlarged.
+
+    Right-click a filter while a run trains for surgery: zero, freeze (outlined dashed blue while frozen),
+    unfreeze or re-initialise it (``operate_requested``: layer, filter, action; the window sends it to the run).
+    """
+
+    operate_requested = Signal(str, int, str)
 
     def __init__(self, session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -142,6 +149,7 @@ class FiltersView(QWidget):
         s.history_reset.connect(self._on_history_reset)
         s.epoch_ended.connect(self._on_epoch_ended)
         s.state_changed.connect(self._on_state_changed)
+        s.surgery_changed.connect(lambda _ops: self._schedule(0))
         self._on_history_reset(s.history)
 
     def _build_ui(self) -> None:
@@ -261,6 +269,7 @@ class FiltersView(QWidget):
             self._layout_key = key
         lut = diverging_lut()
         self._shown = self._shown_changes()
+        frozen = self.session.frozen_filters()
         for name, w in layers:
             mosaic = filter_mosaic(w)
             panel = self._panels[name]
@@ -268,6 +277,7 @@ class FiltersView(QWidget):
             panel.note.setText(f"scale ±{mosaic.scale:.3g} (blue < 0 < red); click a filter to enlarge it")
             self._weights[name], self._mosaics[name] = w, mosaic
             panel.extra.set_values(*self._change_text(name))
+            panel.canvas.mark_tiles([i for layer, i in frozen if layer == name])
         if self._selected is not None:
             self.select_filter(*self._selected)
 
@@ -293,6 +303,7 @@ class FiltersView(QWidget):
             canvas = MosaicCanvas(max_zoom=24, max_height=320)
             canvas.tile_clicked.connect(lambda i, name=name: self.select_filter(name, i))
             canvas.describe = lambda i, name=name: self._describe(name, i)
+            canvas.tile_menu_requested.connect(lambda i, pos, name=name: self._show_filter_menu(name, i, pos))
             bars = ChangeBars()
             bars.bar_clicked.connect(lambda i, name=name: self.select_filter(name, i))
             panel = LayerPanel(weight_title(name, w), canvas, bars)
@@ -312,7 +323,50 @@ class FiltersView(QWidget):
         changes = (self._changes or {}).get(name)
         if changes is not None:
             text += f"; changed {100 * changes[index]:.2f}% in epoch {self._changes_epoch}"
-        return text
+        operation = self._last_operation(name, index)
+        if operation is not None:
+            text += f"; {operation.describe()}"
+        return text + " (right-click: zero, freeze, re-initialise)"
+
+    # -- surgery ---------------------------------------------------------------------------------------
+    def _last_operation(self, name: str, index: int):
+        """The last operation on this filter in the weights on show (None if none)."""
+        s = self.session
+        ops = [op for op in s.surgeries
+               if op.layer == name and op.index == index and (s.live or op.step < s.weights_step)]
+        return ops[-1] if ops else None
+
+    def filter_menu(self, name: str, index: int) -> QMenu:
+        """The right-click menu of filter ``index`` of layer ``name``: its operations, enabled while a run of this
+        window trains (running or paused) and the newest weights are on show."""
+        menu = QMenu(self)
+        menu.setObjectName("filterMenu")
+        s = self.session
+        frozen = (name, index) in s.frozen_filters()
+        able = str(s.state) in ("running", "paused") and s.live
+        items = [("zero", f"Zero filter {index}", "Set its weights and bias to 0 (and its optimizer state): see "
+                  "what the network does without it. Under ReLU a zeroed filter stays silent until re-initialised."),
+                 ("unfreeze" if frozen else "freeze", f"Unfreeze filter {index}" if frozen else f"Freeze filter {index}",
+                  "Let it learn again" if frozen else "Keep its weights as they are from the next batch on"),
+                 ("reinit", f"Re-initialise filter {index}", "Give it fresh random weights (PyTorch's own "
+                  "initialisation) and let it learn again")]
+        for action, label, tip in items:
+            act = menu.addAction(label)
+            act.setObjectName(f"filter_{action}")
+            act.setToolTip(tip)
+            act.setEnabled(able)
+            act.triggered.connect(lambda _=False, action=action: self.operate_requested.emit(name, index, action))
+        menu.setToolTipsVisible(True)
+        if not able:
+            menu.addSeparator()
+            why = ("Showing an earlier step: press Live (L) to operate" if str(s.state) in ("running", "paused")
+                   else "Surgery works while a run trains: press Train, or Pause")
+            menu.addAction(why).setEnabled(False)
+        return menu
+
+    def _show_filter_menu(self, name: str, index: int, pos) -> None:
+        self.select_filter(name, index)
+        self.filter_menu(name, index).exec(pos)
 
     # -- enlarged filter -------------------------------------------------------------------------------
     def select_filter(self, name: str, index: int) -> None:
@@ -376,6 +430,9 @@ class FiltersView(QWidget):
         changes = (self._changes or {}).get(name)
         if changes is not None:
             text += f" Changed {100 * changes[k]:.2f}% during epoch {self._changes_epoch}."
+        operation = self._last_operation(name, k)
+        if operation is not None:
+            text += f" {operation.describe()[:1].upper()}{operation.describe()[1:]}."
         show_numbers = kh <= _NUMBERS_MAX and kw <= _NUMBERS_MAX
         if show_numbers and n_in > 1:
             text += f" Numbers: input channel {self._in_channel} (click a kernel to pick another)."

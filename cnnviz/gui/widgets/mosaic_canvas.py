@@ -36,6 +36,7 @@ class MosaicCanvas(pg.GraphicsView):
     """
 
     tile_clicked = Signal(int)
+    tile_menu_requested = Signal(int, QPoint)  # a right-click on a tile: its index and the global position
 
     def __init__(self, parent=None, max_zoom: int = 24, max_height: int = 320) -> None:
         super().__init__(parent, background=pg.mkColor(*TILE_BACKGROUND))
@@ -58,6 +59,7 @@ class MosaicCanvas(pg.GraphicsView):
             mark.setPen(pen)
             mark.hide()
             self._marks.append(mark)
+        self._pins: list[QGraphicsRectItem] = []  # the outlines of tiles marked by `mark_tiles`
         self._mosaic: Mosaic | None = None
         self._zoom = 1
         self._available = 400
@@ -129,12 +131,41 @@ class MosaicCanvas(pg.GraphicsView):
             mark.setRect(QRectF(left, top, w, h))
             mark.show()
 
+    def mark_tiles(self, indices, colour: tuple[int, int, int] = (0, 170, 255)) -> None:
+        """Outline tiles ``indices`` with a dashed line of ``colour`` (e.g. the frozen filters); () clears."""
+        for item in self._pins:
+            item.setParentItem(None)
+            if item.scene() is not None:
+                item.scene().removeItem(item)
+        self._pins = []
+        if self._mosaic is None:
+            return
+        for index in indices:
+            if 0 <= index < self._mosaic.count:
+                top, left, h, w = self._mosaic.tile_rect(index)
+                item = QGraphicsRectItem(QRectF(left + 0.15, top + 0.15, w - 0.3, h - 0.3), self.image_item)
+                pen = pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine)
+                pen.setCosmetic(True)
+                item.setPen(pen)
+                self._pins.append(item)
+
+    @property
+    def marked_tiles(self) -> list[int]:
+        """The tiles `mark_tiles` outlined, in order (for tests)."""
+        return [self._mosaic.tile_at(i.rect().center().y(), i.rect().center().x()) for i in self._pins]
+
     # -- mouse (Qt overrides) --------------------------------------------------------------------------
     def mousePressEvent(self, ev) -> None:
         if ev.button() == Qt.MouseButton.LeftButton:
             tile = self.tile_at(ev.position())
             if tile is not None:
                 self.tile_clicked.emit(tile)
+                ev.accept()
+                return
+        if ev.button() == Qt.MouseButton.RightButton:
+            tile = self.tile_at(ev.position())
+            if tile is not None:
+                self.tile_menu_requested.emit(tile, ev.globalPosition().toPoint())
                 ev.accept()
                 return
         super().mousePressEvent(ev)
