@@ -537,6 +537,7 @@ def cmd_open(args) -> int:
 def cmd_info(args) -> int:
     from cnnviz.files import human_size
     from cnnviz.timeline.reader import RunTimeline
+    from cnnviz.training.surgery import FilterOperation
 
     info = RunTimeline.open(args.run).info()
     if args.json:
@@ -550,6 +551,8 @@ def cmd_info(args) -> int:
           f"{len(info['anchor_steps'])}; every step {'recomputes exactly' if info['exact'] else 'shows its nearest keyframe'}")
     for layer, names in info["stats"].items():
         print(f"  {layer:>14}: {', '.join(names)}")
+    for op in info["filter_operations"]:
+        print(f"  filter surgery: {FilterOperation.from_dict(op).describe()}")
     if info["damaged_records"]:
         print(f"  {info['damaged_records']} damaged record(s) skipped")
     return 0

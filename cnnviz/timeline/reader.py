@@ -243,6 +243,7 @@ class RunTimeline:
             "name": self.header.get("name") or self.header.get("preset"), "state": self.state,
             "steps": self.last_step, "epochs": len(epochs),
             "keyframe_steps": self.keyframe_steps(), "anchor_steps": sorted(self.anchors),
+            "filter_operations": [op.to_dict() for op in self.surgeries],
             "keyframe_precision": sorted({p for _, p in self.keyframes.values()}),
             "test_accuracy": float(tests[-1]["accuracy"]) if tests else self.header.get("test_accuracy"),
             "stats": self.stat_names(), "exact": self.exact, "bytes": self.bytes_on_disk(),

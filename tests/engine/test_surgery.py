@@ -111,6 +111,7 @@ def test_operations_are_recorded_and_every_step_after_them_is_recomputed_exactly
     assert [op.describe() for op in timeline.surgeries] == [
         "re-initialised conv1 #4 at step 3", "froze conv1 #1 at step 6", "zeroed conv1 #2 at step 7"]
     assert 5 in timeline.anchors and 14 in timeline.anchors  # epoch ends (5 batches an epoch) and the end
+    assert timeline.info()["filter_operations"][1] == {"layer": "conv1", "index": 1, "action": "freeze", "step": 6}
     # 13: from the anchor at step 10, whose state holds the freeze; 9: from the anchor at step 5, with the three
     # operations replayed at their steps; 3: before any of them took effect
     for step in (13, 9, 3):
