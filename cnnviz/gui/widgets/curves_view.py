@@ -20,6 +20,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.gui.widgets.curve_items import GridAxis, StepCurve
 from cnnviz.gui.widgets.run_overlays import RunList, RunOverlays
 from cnnviz.training.history import WINDOW, History, Series, trailing_mean  # noqa: F401 (re-exported)
+from cnnviz.training.surgery import ACTION_WORDS
 
 __all__ = ["CurvesView", "HistoryColumns", "WINDOW", "trailing_mean"]
 
@@ -72,6 +73,17 @@ class HistoryColumns:
         return getattr(h, "step_" + name).values[:n]
 
 
+def surgery_label(operations) -> str:
+    """What was done at one step, short: "zeroed conv1 #3", or "5 zeroed, 1 froze" for several (the line's
+    tooltip lists them all)."""
+    if len(operations) == 1:
+        return operations[0].describe().split(" at step")[0]
+    counts: dict[str, int] = {}
+    for op in operations:
+        counts[op.action] = counts.get(op.action, 0) + 1
+    return ", ".join(f"{n} {ACTION_WORDS.get(action, action)}" for action, n in counts.items())
+
+
 def _pen(colour, width=1.0, alpha=255):
     return pg.mkPen((*colour, alpha), width=width)
 
@@ -99,7 +111,7 @@ class CurvesView(QWidget):
         s.evaluation_ready.connect(self._on_evaluation)
         s.history_reset.connect(self._on_history_reset)
         s.surgery_changed.connect(self._draw_surgeries)
-        self._surgery_lines: list[pg.InfiniteLine] = []
+        self._surgery_lines: list[tuple[pg.PlotWidget, pg.InfiniteLine]] = []
         self._on_history_reset(s.history)
         self._draw_surgeries(s.surgeries)
 
@@ -275,24 +287,30 @@ class CurvesView(QWidget):
         self._redraw()
 
     def _draw_surgeries(self, operations) -> None:
-        """A dotted line on the accuracy plot at each filter operation, labelled with what was done."""
-        plot = self.accuracy_plot
-        for line in self._surgery_lines:
+        """A dotted line on every plot at each step with filter operations, labelled in the learning-rate strip
+        (which has no legend to hide it) with what was done; the tooltip lists the operations."""
+        for plot, line in self._surgery_lines:
             plot.removeItem(line)
         self._surgery_lines = []
+        by_step: dict[int, list] = {}
         for op in operations:
-            line = pg.InfiniteLine(pos=op.step + 0.5, angle=90, movable=False, label=op.describe().split(" at step")[0],
-                                   labelOpts={"position": 0.12, "color": (0, 110, 190), "rotateAxis": (1, 0),
-                                              "anchors": [(0, 0), (0, 0)]},
-                                   pen=pg.mkPen((0, 140, 230), width=1.5, style=Qt.PenStyle.DotLine))
-            line.setToolTip(op.describe())
-            plot.addItem(line, ignoreBounds=True)
-            self._surgery_lines.append(line)
+            by_step.setdefault(op.step, []).append(op)
+        pen = pg.mkPen((0, 140, 230), width=1.5, style=Qt.PenStyle.DotLine)
+        for step, ops in by_step.items():
+            for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
+                labelled = plot is self.lr_plot
+                line = pg.InfiniteLine(pos=step + 0.5, angle=90, movable=False, pen=pen,
+                                       label=surgery_label(ops) if labelled else None,
+                                       labelOpts={"position": 0.5, "color": (0, 90, 170),
+                                                  "anchors": [(0, 0.5), (0, 0.5)]})
+                line.setToolTip("\n".join(op.describe() for op in ops))
+                plot.addItem(line, ignoreBounds=True)
+                self._surgery_lines.append((plot, line))
 
     @property
     def surgery_marks(self) -> list[tuple[float, str]]:
         """(x, label) of the filter-operation lines (for tests)."""
-        return [(line.value(), line.label.format) for line in self._surgery_lines]
+        return [(line.value(), line.label.format) for plot, line in self._surgery_lines if plot is self.lr_plot]
 
     # -- drawing ---------------------------------------------------------------------------------------
     def _redraw(self, force: bool = False) -> None:
