@@ -60,8 +60,8 @@ def test_freeze_and_zero_a_filter_of_a_paused_run(window, qtbot):
         step = window.session.weights_step
     after = _conv1(window)
     assert np.array_equal(after[2], held) and not after[3].any()  # frozen holds; zeroed stays silent under ReLU
-    labels = [label for _x, label in window.curves.surgery_marks]
-    assert labels == ["froze conv1 #2", "zeroed conv1 #3"]
+    (x, label), = window.curves.surgery_marks  # both while paused at one step: one line says both
+    assert label == "1 froze, 1 zeroed" and x == window.session.surgeries[0].step + 0.5
 
     window.stop()
     qtbot.waitUntil(lambda: not window.controller.active, timeout=30000)
