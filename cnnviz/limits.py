@@ -22,6 +22,7 @@ MAX_MODEL_FILE_BYTES = 16 * MiB  # a model spec saved from the model editor (a f
 MAX_IMAGE_BYTES = 64 * MiB  # an image file given to `cnnviz predict`
 MAX_IMAGE_SIDE = 10_000  # its width and height in pixels
 MAX_IMAGE_PIXELS = 40_000_000  # width x height (a 40-megapixel photo; Qt's own cap is 256 MB decoded)
+MAX_DECODED_BYTES = 4 * GiB  # a folder of images once decoded to uint8 pixels (CIFAR-10 is 180 MB)
 MAX_CLASSES = 1000  # classes of a dataset or a model (ImageNet's count; MNIST has 10)
 MAX_CLASS_NAME_LENGTH = 100  # characters of one class name
 MAX_LAYERS = 1000  # layers of a model (the presets have at most 19)

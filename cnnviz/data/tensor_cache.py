@@ -1,0 +1,70 @@
+"""A cache of decoded datasets as safetensors files, so a folder of images is decoded only once.
+
+A cache entry is named by a key the caller derives from what it decoded (for a folder of images: every
+file's path, size and modification time, and the size rule), so a changed, added or removed file makes a
+new key and the stale entry is simply not found. Entries are written atomically (a temporary file
+renamed into place) and read back through the checked open of :mod:`cnnviz.files`; nothing is unpickled.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from cnnviz import limits
+from cnnviz.errors import DataError
+from cnnviz.files import read_regular
+
+_VERSION = "1"  # bump when the stored layout changes
+
+
+def cache_path(folder: str | os.PathLike[str], key: str) -> Path:
+    """Where the entry for ``key`` (a hex digest) lives in ``folder``."""
+    return Path(folder) / f"{key}.v{_VERSION}.safetensors"
+
+
+def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]] | None:
+    """The arrays and metadata stored at ``path``, or None when there is no usable entry."""
+    from safetensors.numpy import load as load_arrays
+
+    if not path.is_file():
+        return None
+    try:
+        data = read_regular(path, limits.MAX_IDX_BYTES * 2, DataError, "cache file")
+        arrays = load_arrays(data)
+        meta = _metadata(data)
+    except Exception:  # noqa: BLE001 - a damaged cache entry is a miss: decode the images again
+        return None
+    return arrays, meta
+
+
+def write_cache(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> bool:
+    """Store ``arrays`` at ``path`` atomically; False (and nothing written) when the cache is not writable."""
+    from safetensors.numpy import save
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=metadata)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=".safetensors")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(blob)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        return False
+    return True
+
+
+def _metadata(blob: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors blob (its JSON header)."""
+    import json
+
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + size])
+    meta = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in meta.items()}
