@@ -17,7 +17,9 @@ from cnnviz.data.download import fetch_dataset
 from cnnviz.data.prepare import prepare
 from cnnviz.data.sources import load_raw
 from cnnviz.errors import DataError, DownloadError
-from tests.engine.test_data_download import server  # noqa: F401 - the local HTTP server fixture
+from tests.engine.test_data_download import server as local_server
+
+server = local_server  # the local HTTP server fixture of the download tests
 
 
 def _archive(per_batch: int = 3, members: dict[str, bytes] | None = None) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -54,7 +56,7 @@ def test_a_cut_batch_is_refused():
         decode_records(b"\0" * 3000)
 
 
-def test_cifar_downloaded_from_a_local_server_verified_by_md5(server, tmp_path: Path):  # noqa: F811
+def test_cifar_downloaded_from_a_local_server_verified_by_md5(server, tmp_path: Path):
     blob, images, labels = _archive()
     server.files[CIFAR10_ARCHIVE] = blob
     info = dataclasses.replace(DATASETS["cifar10"], mirrors=(server.base,),
@@ -78,7 +80,7 @@ def test_cifar_downloaded_from_a_local_server_verified_by_md5(server, tmp_path: 
     assert len(server.requests) == before
 
 
-def test_the_published_md5_is_checked(server, tmp_path: Path):  # noqa: F811
+def test_the_published_md5_is_checked(server, tmp_path: Path):
     blob, _, _ = _archive()
     server.files[CIFAR10_ARCHIVE] = blob
     info = dataclasses.replace(DATASETS["cifar10"], mirrors=(server.base,))  # the real MD5: no match

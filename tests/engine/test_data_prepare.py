@@ -187,7 +187,7 @@ def test_normalization_apply_shapes_and_values() -> None:
     # colour: channels last as RawDataset keeps it, or already (N, 3, H, W)
     hwc = np.zeros((2, 4, 5, 3), np.uint8)
     hwc[..., 1] = 255
-    chw = norm.apply(hwc)
+    chw = Normalization().apply(hwc)
     assert chw.shape == (2, 3, 4, 5) and chw[:, 1].min() == 1.0 and chw[:, 0].max() == 0.0
     assert norm.apply(np.zeros((2, 3, 4, 4), np.uint8)).shape == (2, 3, 4, 4)
 
