@@ -16,6 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
+from cnnviz.config import DATASETS as DATASET_CHOICES
 from cnnviz.errors import CnnvizError
 from cnnviz.formatting import format_seconds
 from cnnviz.training.callbacks import Callback
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(`cnnviz RUN` opens a saved run in it).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--data-dir", dest="window_data_dir", metavar="DIR",
-                        help="open the window on this folder of IDX files instead of the embedded sample")
+                        help="open the window on this data folder (four IDX files, or images in class "
+                             "subfolders) instead of the embedded sample")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = sub.add_parser("presets", help="list the tutorial presets")
@@ -46,9 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model", metavar="FILE.json", help="a model saved from the window's model editor")
     p.add_argument("--epochs", type=int, help="number of epochs in all (default: the preset's)")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--data-dir", help="a folder holding the four MNIST-format IDX files")
-    source.add_argument("--dataset", choices=["sample", "mnist", "fashion", "kmnist"],
-                        help="the embedded sample (default) or a dataset downloaded on demand")
+    source.add_argument("--data-dir", help="a folder holding the four MNIST-format IDX files, or images "
+                        "(PNG/JPEG/BMP/GIF, gray or colour) in class subfolders: DIR/train/<class>/ and "
+                        "DIR/test/<class>/, or DIR/<class>/ (every 5th file of a class is a test image); "
+                        "brought to the most common size, at most 64 pixels a side, and cached")
+    source.add_argument("--dataset", choices=list(DATASET_CHOICES),
+                        help="the embedded sample (default) or a dataset downloaded on demand (cifar10: "
+                             "CIFAR-10's 163 MB binary archive, MD5-verified)")
     p.add_argument("--out", help="run folder to write the checkpoint and metrics into (checked before training)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace the run that --out already holds")
@@ -69,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a saved run on its test set")
     p.add_argument("run", help="a run folder or checkpoint file")
-    p.add_argument("--data-dir", help="evaluate on this IDX folder instead of the run's dataset")
+    p.add_argument("--data-dir", help="evaluate on this data folder (IDX files or class subfolders of images) "
+                   "instead of the run's dataset")
     p.add_argument("--step", type=int, help="the exact weights of this step (0: the initial weights), recomputed "
                    "from the run's timeline")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -103,10 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true",
                    help="follow the run live while another process (cnnviz train --out) writes it")
     p.add_argument("--data-dir", dest="open_data_dir", metavar="DIR",
-                   help="the folder of IDX files to show it on (default: the run's own data)")
+                   help="the data folder (IDX files or images in class subfolders) to show it on (default: "
+                        "the run's own data)")
 
     p = sub.add_parser("download", help="download a dataset into the cache")
-    p.add_argument("dataset", choices=["mnist", "fashion", "kmnist"])
+    p.add_argument("dataset", choices=[d for d in DATASET_CHOICES if d != "sample"])
     return parser
 
 

@@ -138,7 +138,7 @@ def load_image_folder(
     Parameters
     ----------
     progress
-        Called as ``progress(files_done, files_total, message)``.
+        Called as ``progress(bytes_decoded, bytes_in_all, message)``; the message counts files.
     cancel
         When set, reading stops at the next file with :class:`~cnnviz.data.download.DownloadCancelled`.
     cache_dir
@@ -163,12 +163,14 @@ def load_image_folder(
         except (DataError, TypeError):
             pass  # a foreign or damaged entry: decode again
     total = len(everything)
+    sizes = [_file_size(path) for path, _ in everything]
+    total_bytes = sum(sizes)
     headers = []
     for i, (path, _) in enumerate(everything):
         _check_cancel(cancel)
         headers.append(read_header(path))
         if progress is not None and (i % 64 == 0 or i == total - 1):
-            progress(i + 1, 2 * total, f"Checking images: {i + 1:,} of {total:,}")
+            progress(0, total_bytes, f"Checking images: {i + 1:,} of {total:,}")
     colour = any(c for _, _, c in headers)
     size = choose_size([(h, w) for h, w, _ in headers[:len(files.train)]], max_side)
     channels = 3 if colour else 1
@@ -180,12 +182,14 @@ def load_image_folder(
                         f"({limits.MAX_DECODED_BYTES / limits.GiB:,.1f} GiB)")
     out = {split: np.zeros((len(items), *shape), np.uint8) for split, items in
            (("train", files.train), ("test", files.test))}
+    done = 0
     for i, (path, _) in enumerate(everything):
         _check_cancel(cancel)
         split, j = ("train", i) if i < len(files.train) else ("test", i - len(files.train))
         out[split][j] = decode_image(path, size, colour)
+        done += sizes[i]
         if progress is not None and (i % 64 == 0 or i == total - 1):
-            progress(total + i + 1, 2 * total, f"Reading images: {i + 1:,} of {total:,}")
+            progress(done, total_bytes, f"Reading images: {i + 1:,} of {total:,}")
     arrays = {
         "train_images": out["train"], "train_labels": np.array([y for _, y in files.train], np.int64),
         "test_images": out["test"], "test_labels": np.array([y for _, y in files.test], np.int64),
@@ -324,6 +328,13 @@ def _cache_key(files: ImageFiles, max_side: int) -> str:
                 stamp = "?"  # reading it will say what is wrong
             digest.update(f"{split}\0{path.relative_to(files.root)}\0{label}\0{stamp}\n".encode())
     return digest.hexdigest()
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0  # reading it will say what is wrong
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:

@@ -51,7 +51,8 @@ def test_train_test_layout_rgb_with_odd_sizes_padded_to_the_common_size(tmp_path
     raw = load_image_folder(root, cache_dir=tmp_path / "cache", progress=lambda d, t, m: seen.append((d, t)))
     assert raw.channels == 3 and raw.image_shape == (8, 6) and raw.class_names == ("cat", "dog")
     assert raw.train_images.shape == (7, 8, 6, 3) and raw.test_images.shape == (3, 8, 6, 3)
-    assert seen[-1] == (20, 20)
+    in_all = sum(p.stat().st_size for p in root.rglob("*.*") if p.suffix != ".txt")
+    assert seen[0] == (0, in_all) and seen[-1] == (in_all, in_all)
     assert raw.train_images[0, 4, 3].tolist() == [255, 0, 0]
     wide = raw.train_images[3]  # cat/wide.jpg (name order: 0, 1, 2, wide): 12x4 -> 6x2, centred
     assert wide[0, 3].tolist() == [0, 0, 0] and wide[4, 3].tolist() == pytest.approx([200, 200, 200], abs=3)
