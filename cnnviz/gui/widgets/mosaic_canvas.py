@@ -78,6 +78,19 @@ class MosaicCanvas(pg.GraphicsView):
         if resized:
             self._apply_zoom()
 
+    def set_rgb(self, mosaic: Mosaic, rgb: np.ndarray, gaps: np.ndarray | None = None) -> None:
+        """Show the (H, W, 3) colour image ``rgb`` in [0, 1] laid out as ``mosaic``, its padding greyed out."""
+        rgba = np.empty(rgb.shape[:2] + (4,), np.uint8)
+        rgba[..., :3] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        rgba[..., 3] = 255
+        if gaps is not None and gaps.shape == rgb.shape[:2]:
+            rgba[gaps == GAP, :3] = TILE_BACKGROUND
+        resized = self._mosaic is None or self._mosaic.image.shape != mosaic.image.shape
+        self._mosaic = mosaic
+        self.image_item.setImage(rgba, autoLevels=False, levels=None)
+        if resized:
+            self._apply_zoom()
+
     def displayed_image(self) -> np.ndarray | None:
         """The (H, W, 4) RGBA array the ImageItem shows."""
         return self.image_item.image
