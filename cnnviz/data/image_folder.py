@@ -16,7 +16,9 @@ shrunk (aspect kept) so that no side exceeds ``max_side`` (64 by default). An im
 scaled to fit inside that size with its aspect ratio kept, and centred on black padding.
 
 Decoded sets are cached (:mod:`cnnviz.data.tensor_cache`) under a key made of every file's path, size and
-modification time, so loading the same folder again skips the decoding.
+modification time, so loading the same folder again skips the decoding. Training images that would take
+more than :data:`cnnviz.limits.STREAM_ABOVE_BYTES` decoded are not decoded here: they are read from disk
+batch by batch while training (:mod:`cnnviz.data.streaming`).
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ import numpy as np
 from cnnviz import limits
 from cnnviz.data.download import DownloadCancelled, Progress
 from cnnviz.data.sources import RawDataset
-from cnnviz.data.tensor_cache import cache_path, read_cache, write_cache
+from cnnviz.data.tensor_cache import cache_path, cached_shapes, read_cache, write_cache
 from cnnviz.errors import DataError
 from cnnviz.files import open_regular, read_regular
 from cnnviz.imagefile import FORMATS, image_format
@@ -154,7 +156,9 @@ def load_image_folder(
     everything = files.train + files.test
     key = _cache_key(files, max_side)
     where = cache_path(Path(cache_dir) if cache_dir is not None else default_folder_cache(), key)
-    cached = read_cache(where)
+    shapes = cached_shapes(where)  # a cached set is used only while its training images fit the budget
+    fits = shapes is not None and int(np.prod(shapes.get("train_images", (0,)))) <= limits.STREAM_ABOVE_BYTES
+    cached = read_cache(where) if fits else None
     title = name or (files.root.resolve().name or str(files.root))
     if cached is not None:
         arrays, _ = cached
@@ -175,17 +179,29 @@ def load_image_folder(
     size = choose_size([(h, w) for h, w, _ in headers[:len(files.train)]], max_side)
     channels = 3 if colour else 1
     shape = size + ((3,) if colour else ())
-    decoded = (total * size[0] * size[1] * channels)
+    pixels = size[0] * size[1] * channels
+    stream = len(files.train) * pixels > limits.STREAM_ABOVE_BYTES
+    decoded = len(files.test) * pixels + (0 if stream else len(files.train) * pixels)
     if decoded > limits.MAX_DECODED_BYTES:
-        raise DataError(f"{files.root}: {total:,} images of {size[1]}x{size[0]} pixels would take "
-                        f"{decoded / limits.GiB:,.1f} GiB decoded, more than cnnviz holds in memory "
-                        f"({limits.MAX_DECODED_BYTES / limits.GiB:,.1f} GiB)")
-    out = {split: np.zeros((len(items), *shape), np.uint8) for split, items in
-           (("train", files.train), ("test", files.test))}
+        raise DataError(f"{files.root}: {len(files.test) if stream else total:,} {'test ' if stream else ''}images "
+                        f"of {size[1]}x{size[0]} pixels would take {decoded / limits.GiB:,.1f} GiB decoded, more "
+                        f"than cnnviz holds in memory ({limits.MAX_DECODED_BYTES / limits.GiB:,.1f} GiB)")
+    if stream:  # the training images stay in their files (cnnviz.data.streaming); the test images are decoded
+        from cnnviz.data.streaming import LazyImages
+
+        everything = files.test
+        out = {"train": LazyImages([p for p, _ in files.train], size, colour),
+               "test": np.zeros((len(files.test), *shape), np.uint8)}
+        sizes = sizes[len(files.train):]
+        total_bytes, total = sum(sizes), len(files.test)
+    else:
+        out = {split: np.zeros((len(items), *shape), np.uint8) for split, items in
+               (("train", files.train), ("test", files.test))}
     done = 0
     for i, (path, _) in enumerate(everything):
         _check_cancel(cancel)
-        split, j = ("train", i) if i < len(files.train) else ("test", i - len(files.train))
+        first_test = 0 if stream else len(files.train)  # where the test images start in `everything`
+        split, j = ("train", i) if i < first_test else ("test", i - first_test)
         out[split][j] = decode_image(path, size, colour)
         done += sizes[i]
         if progress is not None and (i % 64 == 0 or i == total - 1):
@@ -194,7 +210,8 @@ def load_image_folder(
         "train_images": out["train"], "train_labels": np.array([y for _, y in files.train], np.int64),
         "test_images": out["test"], "test_labels": np.array([y for _, y in files.test], np.int64),
     }
-    write_cache(where, arrays, {"folder": str(files.root), "classes": json.dumps(files.class_names)})
+    if not stream:
+        write_cache(where, arrays, {"folder": str(files.root), "classes": json.dumps(files.class_names)})
     return RawDataset(name=title, class_names=files.class_names, **arrays)
 
 
@@ -244,7 +261,7 @@ def decode_image(path: Path, size: tuple[int, int], colour: bool) -> np.ndarray:
         canvas = Image.new(image.mode, (width, height))
         canvas.paste(image, ((width - inner[0]) // 2, (height - inner[1]) // 2))
         image = canvas
-    return np.asarray(image, dtype=np.uint8)
+    return np.array(image, dtype=np.uint8)  # a writable copy (torch warns on read-only arrays)
 
 
 def _open(path: Path, data: bytes):  # noqa: ANN202 - a PIL image

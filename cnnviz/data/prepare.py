@@ -174,10 +174,11 @@ def prepare(raw: RawDataset, cfg: DataConfig) -> PreparedData:
             raw.train_labels, train_pool, cfg.train_subset, cfg.seed, _STREAM_SUBSET
         )
 
-    train_pixels = raw.train_images[train_idx]
+    streamed = getattr(raw.train_images, "lazy", False)  # training images read from disk per batch
+    train_pixels = raw.train_images.subset(train_idx) if streamed else raw.train_images[train_idx]
     normalization = Normalization()
-    if cfg.normalization == "standardize":
-        normalization = _standardization(train_pixels)
+    if cfg.normalization == "standardize":  # streamed: measured on a seeded sample of the training images
+        normalization = _standardization(raw.train_images.sample(train_idx, cfg.seed) if streamed else train_pixels)
 
     class_names = raw.class_names
     relabel = None
@@ -198,10 +199,9 @@ def prepare(raw: RawDataset, cfg: DataConfig) -> PreparedData:
         if relabel is not None:
             y = (y == relabel).astype(np.int64)
         if pixels is None:
-            pixels = images[idx]
-        return Split(
-            images=normalization.apply(pixels), labels=torch.from_numpy(y), raw=pixels, indices=idx,
-        )
+            pixels = images[idx]  # decoded (validation held out of streamed training images included)
+        tensor = pixels.streamed(normalization) if getattr(pixels, "lazy", False) else normalization.apply(pixels)
+        return Split(images=tensor, labels=torch.from_numpy(y), raw=pixels, indices=idx)
 
     train = split(raw.train_images, raw.train_labels, train_idx, train_pixels)
     if val_idx is None:

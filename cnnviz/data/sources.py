@@ -99,7 +99,7 @@ def check_arrays(
         return f"{where + ': ' if where else ''}{role.replace('_', ' ')}"
 
     for role, array in arrays.items():
-        if not isinstance(array, np.ndarray):
+        if not isinstance(array, np.ndarray) and not getattr(array, "lazy", False):  # or images left in files
             raise DataError(f"{label(role)}: expected a numpy array, got {type(array).__name__}")
         if role.endswith("images"):
             if not (array.ndim == 3 or (array.ndim == 4 and array.shape[3] == 3)):

@@ -40,6 +40,26 @@ def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]] | Non
     return arrays, meta
 
 
+def cached_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
+    """The shape of every array stored at ``path``, from its header alone; None when there is no usable entry."""
+    import json
+
+    from cnnviz.files import open_regular
+
+    if not path.is_file():
+        return None
+    try:
+        f, size = open_regular(path, limits.MAX_IDX_BYTES * 2, DataError, "cache file")
+        with f:
+            length = int.from_bytes(f.read(8), "little")
+            if not 0 < length <= min(size - 8, limits.MAX_CHECKPOINT_HEADER_BYTES):
+                return None
+            header = json.loads(f.read(length))
+        return {k: tuple(int(d) for d in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except Exception:  # noqa: BLE001 - a damaged entry is a miss
+        return None
+
+
 def write_cache(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> bool:
     """Store ``arrays`` at ``path`` atomically; False (and nothing written) when the cache is not writable."""
     from safetensors.numpy import save

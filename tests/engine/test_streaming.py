@@ -1,0 +1,78 @@
+"""A folder of images larger than the memory budget streams from disk: the same batches, losses and run folder."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnviz import limits
+from cnnviz.config import DataConfig
+from cnnviz.data.prepare import load_data
+from cnnviz.data.streaming import LazyImages, StreamedImages
+
+
+@pytest.fixture()
+def folder(tmp_path: Path) -> Path:
+    """3 classes x 12 RGB images of 10 x 8 (one tree: 30 train, 6 test), each its own colour."""
+    rng = np.random.default_rng(3)
+    for c, name in enumerate(("a", "b", "c")):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(0, 60, (10, 8, 3), dtype=np.uint8)
+            pixels[..., c] += 150
+            Image.fromarray(pixels).save(tmp_path / "imgs" / name / f"{i:02d}.png")
+    return tmp_path / "imgs"
+
+
+def _load(folder: Path, tmp_path: Path, **options) -> object:
+    return load_data(DataConfig(data_dir=str(folder), validation="none", **options), cache_dir=tmp_path / "cache")
+
+
+def test_a_tiny_budget_streams_the_training_images_with_the_same_pixels(folder, tmp_path, monkeypatch):
+    memory = _load(folder, tmp_path)
+    monkeypatch.setattr(limits, "STREAM_ABOVE_BYTES", 1000)  # 30 images x 240 bytes: over the budget
+    streamed = _load(folder, tmp_path)
+    assert isinstance(streamed.train.images, StreamedImages) and isinstance(streamed.train.raw, LazyImages)
+    assert isinstance(streamed.test.raw, np.ndarray)  # the test images are decoded for the views
+    assert tuple(streamed.train.images.shape) == tuple(memory.train.images.shape) == (30, 3, 10, 8)
+    index = torch.tensor([5, 0, 29])
+    assert torch.equal(streamed.train.images[index], memory.train.images[index])
+    assert torch.equal(streamed.train.images[2:4], memory.train.images[2:4])
+    order = torch.randperm(30, generator=torch.Generator().manual_seed(0))
+    batches = streamed.train.images.batches(order, range(0, 30, 8), 8, "cpu")
+    for start in range(0, 30, 8):
+        assert torch.equal(batches[order[start:start + 8]], memory.train.images[order[start:start + 8]])
+    threads = StreamedImages(streamed.train.raw, streamed.normalization, workers=0)  # a daemon process's way
+    batches = threads.batches(order, range(0, 30, 8), 8, "cpu")
+    for start in range(0, 30, 8):
+        assert torch.equal(batches[order[start:start + 8]], memory.train.images[order[start:start + 8]])
+    with pytest.raises(RuntimeError, match="planned order"):
+        streamed.train.images.batches(order, range(0, 30, 8), 8, "cpu")[order[8:16]]
+    standardized = _load(folder, tmp_path, normalization="standardize")  # statistics from a sample: all 30 here
+    assert standardized.normalization == _load_unstreamed(folder, tmp_path, monkeypatch).normalization
+
+
+def _load_unstreamed(folder, tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(limits, "STREAM_ABOVE_BYTES", 1 << 40)
+        return _load(folder, tmp_path, normalization="standardize")
+
+
+def test_a_streamed_run_trains_like_one_in_memory_into_the_same_run_folder(folder, tmp_path, monkeypatch, capsys):
+    from cnnviz.cli import main
+
+    options = ["--preset", "cntk-conv", "--epochs", "2", "--batch-size", "8", "--no-timeline", "--json",
+               "--data-dir", str(folder)]
+    assert main(["train", *options, "--out", str(tmp_path / "memory")]) == 0
+    monkeypatch.setattr(limits, "STREAM_ABOVE_BYTES", 1000)
+    assert main(["train", *options, "--out", str(tmp_path / "streamed")]) == 0
+    capsys.readouterr()
+    runs = [json.loads((tmp_path / name / "run.json").read_text()) for name in ("memory", "streamed")]
+    assert runs[0]["input_shape"] == runs[1]["input_shape"] == [3, 10, 8]
+    steps = [(tmp_path / name / "steps.csv").read_text() for name in ("memory", "streamed")]
+    assert steps[0] == steps[1] and len(steps[0].splitlines()) == 1 + 2 * 4  # the same losses, step by step
+    assert sorted(p.name for p in (tmp_path / "memory").iterdir()) == sorted(p.name for p in (tmp_path / "streamed").iterdir())
