@@ -62,7 +62,9 @@ def test_the_first_layer_of_a_colour_model_is_drawn_in_rgb(qtbot, colour_session
     assert shown[top + 2, left + 2, :3].tolist() == [128, 128, 0]  # blue fully negative
     top, left, _, _ = mosaic.tile_rect(2)
     assert shown[top + 2, left + 2, :3].tolist() == [128, 128, 128]  # all zero: grey
-    assert "red, green and blue" in view._panels["conv1"].note.text()
+    top, left, _, width = mosaic.tile_rect(0)
+    assert shown[top, left + width, :3].tolist() == [24, 24, 24]  # the padding is dark, not the grey of 0
+    assert view._panels["conv1"].note.text().startswith("RGB: weights on red, green, blue")
     # deeper layers keep the diverging map; a click on a colour filter shows its three channels
     assert view.canvas_for("conv2").mosaic.image.shape != (0,)
     view.select_filter("conv1", 0)

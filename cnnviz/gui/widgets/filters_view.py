@@ -267,9 +267,10 @@ class FiltersView(QWidget):
             if position == 0 and self._colour_input(w):
                 mosaic, rgb = rgb_filter_mosaic(w)
                 panel.canvas.set_rgb(mosaic, rgb, self._mask(w, rgb=True))
-                panel.note.setText(f"in colour: each filter's weights on the red, green and blue inputs as its red, "
-                                   f"green and blue (grey = 0, full colour = ±{mosaic.scale:.3g}); click a filter "
-                                   "to see each channel")
+                panel.note.setText(f"RGB: weights on red, green, blue (grey = 0, ±{mosaic.scale:.3g})")
+                panel.note.setToolTip(f"In colour: each filter's weights on the red, green and blue inputs as its red, "
+                                      f"green and blue (grey = 0, full colour = ±{mosaic.scale:.3g}). Click a filter "
+                                      "to see each channel's kernel.")
             else:
                 mosaic = filter_mosaic(w)
                 panel.canvas.set_mosaic(mosaic, lut, _LEVELS, self._mask(w))

@@ -28,6 +28,9 @@ from cnnviz.inspect.colormap import paint_mosaic
 from cnnviz.inspect.mosaic import DATA, GAP, INNER, Mosaic, gap_labels  # noqa: F401 (the views import them here)
 
 
+RGB_GAP = (24, 24, 24)  # the padding between colour tiles
+
+
 class MosaicCanvas(pg.GraphicsView):
     """A mosaic at integer zoom with its gaps greyed out; emits the clicked tile.
 
@@ -79,12 +82,13 @@ class MosaicCanvas(pg.GraphicsView):
             self._apply_zoom()
 
     def set_rgb(self, mosaic: Mosaic, rgb: np.ndarray, gaps: np.ndarray | None = None) -> None:
-        """Show the (H, W, 3) colour image ``rgb`` in [0, 1] laid out as ``mosaic``, its padding greyed out."""
+        """Show the (H, W, 3) colour image ``rgb`` in [0, 1] laid out as ``mosaic``, its padding near black
+        (grey means 0 in an RGB filter, so a grey gap would melt into the tiles)."""
         rgba = np.empty(rgb.shape[:2] + (4,), np.uint8)
         rgba[..., :3] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
         rgba[..., 3] = 255
         if gaps is not None and gaps.shape == rgb.shape[:2]:
-            rgba[gaps == GAP, :3] = TILE_BACKGROUND
+            rgba[gaps == GAP, :3] = RGB_GAP
         resized = self._mosaic is None or self._mosaic.image.shape != mosaic.image.shape
         self._mosaic = mosaic
         self.image_item.setImage(rgba, autoLevels=False, levels=None)
