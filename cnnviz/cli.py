@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify an image file with a saved run")
     p.add_argument("checkpoint", help="a run folder or checkpoint file")
-    p.add_argument("image", help="a PNG/JPEG of one digit (any size; dark on light or light on dark)")
+    p.add_argument("image", help="a PNG/JPEG of one digit (any size; dark on light or light on dark); for a model "
+                   "trained on colour images, any picture, fitted to its size as its training images were")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("open", help="open a saved run in the window (or follow one that is training)")
@@ -504,12 +505,17 @@ def cmd_predict(args) -> int:
     from cnnviz.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
-    gray = read_grayscale(args.image)  # float32 in [0, 1]
-    if gray.mean() > 0.5:  # dark ink on light paper: MNIST is light ink on black
-        gray = 1.0 - gray
-    image = to_mnist(gray, shape=tuple(ckpt.spec.input_shape[1:]))  # MNIST's recipe at the model's H x W
-    if image is None:
-        raise CnnvizError(f"{args.image}: the image is blank; there is nothing to classify")
+    if int(ckpt.spec.input_shape[0]) == 3:  # a colour model: the image as a data folder's images are read
+        from cnnviz.data.image_folder import decode_image
+
+        image = decode_image(Path(args.image), tuple(ckpt.spec.input_shape[1:]), colour=True) / np.float32(255)
+    else:
+        gray = read_grayscale(args.image)  # float32 in [0, 1]
+        if gray.mean() > 0.5:  # dark ink on light paper: MNIST is light ink on black
+            gray = 1.0 - gray
+        image = to_mnist(gray, shape=tuple(ckpt.spec.input_shape[1:]))  # MNIST's recipe at the model's H x W
+        if image is None:
+            raise CnnvizError(f"{args.image}: the image is blank; there is nothing to classify")
     probs = InferenceModel.from_checkpoint(ckpt).predict(image)
     if not np.isfinite(probs).all():  # a file can hold finite weights that still overflow on this image
         raise CnnvizError(f"{args.checkpoint}: the model's output for this image is not a number; "

@@ -76,3 +76,13 @@ def test_a_streamed_run_trains_like_one_in_memory_into_the_same_run_folder(folde
     steps = [(tmp_path / name / "steps.csv").read_text() for name in ("memory", "streamed")]
     assert steps[0] == steps[1] and len(steps[0].splitlines()) == 1 + 2 * 4  # the same losses, step by step
     assert sorted(p.name for p in (tmp_path / "memory").iterdir()) == sorted(p.name for p in (tmp_path / "streamed").iterdir())
+    # `cnnviz predict` reads a picture for a colour model as the folder's images were read (colour, fitted)
+    from cnnviz.inspect.inference import InferenceModel
+    from cnnviz.training.checkpoint import load_checkpoint
+
+    assert main(["predict", str(tmp_path / "memory"), str(folder / "b" / "04.png"), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    data = _load(folder, tmp_path)
+    assert data.test.labels[2].item() == 1  # b/04.png: the 5th file of class b is its first test image
+    expected = InferenceModel.from_checkpoint(load_checkpoint(tmp_path / "memory")).predict(data.test.raw[2] / 255.0)
+    assert answer["probabilities"] == pytest.approx(expected.tolist(), abs=1e-6)
