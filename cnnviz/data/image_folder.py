@@ -142,7 +142,8 @@ def load_image_folder(
     progress
         Called as ``progress(bytes_decoded, bytes_in_all, message)``; the message counts files.
     cancel
-        When set, reading stops at the next file with :class:`~cnnviz.data.download.DownloadCancelled`.
+        When set, reading stops at the next file with :class:`LoadCancelled` (a
+        :class:`~cnnviz.data.download.DownloadCancelled`).
     cache_dir
         The folder of decoded sets; default ``folders`` beside the downloaded datasets.
 
@@ -354,6 +355,13 @@ def _file_size(path: Path) -> int:
         return 0  # reading it will say what is wrong
 
 
+class LoadCancelled(DownloadCancelled):
+    """The user cancelled loading a folder of images (handled as a cancelled download is)."""
+
+    def __init__(self) -> None:
+        DataError.__init__(self, "loading cancelled")
+
+
 def _check_cancel(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
-        raise DownloadCancelled()
+        raise LoadCancelled()

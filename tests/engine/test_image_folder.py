@@ -107,3 +107,23 @@ def test_a_second_load_comes_from_the_cache_and_a_changed_file_is_seen(tmp_path,
     _save(tmp_path / "d" / "circle" / "00.png", np.full((12, 10), 99, np.uint8))
     changed = load_image_folder(tmp_path / "d", cache_dir=tmp_path / "cache")
     assert len(calls) == 10 and changed.train_images[0, 0, 0] == 99
+
+
+def test_loading_can_be_cancelled_and_progress_is_in_bytes(tmp_path):
+    import threading
+
+    from cnnviz.data.download import DownloadCancelled
+
+    _gray_tree(tmp_path / "d", per_class=200)
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total, message):
+        seen.append(message)
+        if message.startswith("Reading images"):
+            cancel.set()  # the user presses Stop once decoding has begun
+
+    with pytest.raises(DownloadCancelled, match="^loading cancelled$"):
+        load_image_folder(tmp_path / "d", progress=progress, cancel=cancel, cache_dir=tmp_path / "cache")
+    assert seen[0] == "Checking images: 1 of 400" and seen[-1] == "Reading images: 1 of 400"
+    assert not (tmp_path / "cache").exists()  # nothing half-decoded was cached
