@@ -251,6 +251,8 @@ def decode_image(path: Path, size: tuple[int, int], colour: bool) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. Pillow's note on palette transparency
             image.load()
+            if image.mode.startswith("I"):  # 16-bit gray (PNG): keep the top 8 bits (Pillow's convert clips)
+                image = Image.fromarray((np.asarray(image, np.int64) >> 8).clip(0, 255).astype(np.uint8), "L")
             image = image.convert("RGB" if colour else "L")
     except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, ValueError, SyntaxError, ...
         raise DataError(f"{path}: not a readable {image.format or 'image'} image ({exc})") from None

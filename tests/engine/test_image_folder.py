@@ -127,3 +127,11 @@ def test_loading_can_be_cancelled_and_progress_is_in_bytes(tmp_path):
         load_image_folder(tmp_path / "d", progress=progress, cancel=cancel, cache_dir=tmp_path / "cache")
     assert seen[0] == "Checking images: 1 of 400" and seen[-1] == "Reading images: 1 of 400"
     assert not (tmp_path / "cache").exists()  # nothing half-decoded was cached
+
+
+def test_a_16_bit_gray_png_keeps_its_gray_levels(tmp_path):
+    _gray_tree(tmp_path / "d")
+    deep = np.full((12, 10), 0x8080, np.uint16)  # mid-gray in 16 bits
+    Image.fromarray(deep).save(tmp_path / "d" / "circle" / "00.png")
+    raw = load_image_folder(tmp_path / "d", cache_dir=tmp_path / "cache")
+    assert raw.channels == 1 and raw.train_images[0, 0, 0] == 0x80
