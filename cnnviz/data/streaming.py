@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from cnnviz.errors import DataError
+
 _STATS_SAMPLE = 1000  # training images that standardization's mean and std are measured on when streaming
 
 
@@ -180,4 +182,9 @@ class _PlannedBatches:
         if asked != expected:
             raise RuntimeError("streamed batches must be asked for in the planned order")
         self._next += 1
-        return next(self._batches).to(self.device)
+        try:
+            batch = next(self._batches)
+        except DataError as exc:  # a file that went bad since it was checked; from a worker with its traceback
+            last = str(exc).strip().splitlines()[-1]
+            raise DataError(last.removeprefix(f"{DataError.__module__}.{DataError.__name__}: ")) from None
+        return batch.to(self.device)

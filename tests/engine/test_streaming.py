@@ -86,3 +86,22 @@ def test_a_streamed_run_trains_like_one_in_memory_into_the_same_run_folder(folde
     assert data.test.labels[2].item() == 1  # b/04.png: the 5th file of class b is its first test image
     expected = InferenceModel.from_checkpoint(load_checkpoint(tmp_path / "memory")).predict(data.test.raw[2] / 255.0)
     assert answer["probabilities"] == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_file_damaged_after_the_check_fails_the_run_in_one_line(folder, tmp_path, monkeypatch, workers):
+    from cnnviz.models import spec_for_data
+    from cnnviz.presets import get_preset
+    from cnnviz.training.trainer import Trainer
+
+    monkeypatch.setattr(limits, "STREAM_ABOVE_BYTES", 1000)
+    data = _load(folder, tmp_path)
+    images = data.train.images
+    object.__setattr__(data.train, "images", StreamedImages(images.images, images.normalization, workers=workers))
+    bad = folder / "c" / "07.png"
+    bad.write_bytes(bad.read_bytes()[:60])  # the header still reads; the pixels are cut off
+    preset = get_preset("cntk-conv")
+    recipe = preset.recipe.replace(train__epochs=1, train__batch_size=30, train__evaluate_test=False)
+    result = Trainer(spec_for_data(preset.spec, data), recipe, data).fit()
+    assert result.status == "failed" and result.error.startswith(f"{bad}: not a readable PNG image (")
+    assert "\n" not in result.error

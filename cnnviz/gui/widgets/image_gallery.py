@@ -102,7 +102,7 @@ class ImageGallery(QWidget):
 
         Parameters
         ----------
-        raw : (N, H, W) uint8
+        raw : (N, H, W) uint8, or (N, H, W, 3) in colour
             All test images; ``indices`` index into it, and into ``labels``/``predicted``.
         probabilities : (N, C), optional
             When given, each label also shows the confidence in the predicted class ("9 (4) 97%").
