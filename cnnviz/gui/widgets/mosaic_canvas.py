@@ -24,11 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.gui.widgets.colormaps import TILE_BACKGROUND
-from cnnviz.inspect.colormap import paint_mosaic
+from cnnviz.inspect.colormap import paint_mosaic, paint_rgb
 from cnnviz.inspect.mosaic import DATA, GAP, INNER, Mosaic, gap_labels  # noqa: F401 (the views import them here)
-
-
-RGB_GAP = (24, 24, 24)  # the padding between colour tiles
 
 
 class MosaicCanvas(pg.GraphicsView):
@@ -84,11 +81,7 @@ class MosaicCanvas(pg.GraphicsView):
     def set_rgb(self, mosaic: Mosaic, rgb: np.ndarray, gaps: np.ndarray | None = None) -> None:
         """Show the (H, W, 3) colour image ``rgb`` in [0, 1] laid out as ``mosaic``, its padding near black
         (grey means 0 in an RGB filter, so a grey gap would melt into the tiles)."""
-        rgba = np.empty(rgb.shape[:2] + (4,), np.uint8)
-        rgba[..., :3] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        rgba[..., 3] = 255
-        if gaps is not None and gaps.shape == rgb.shape[:2]:
-            rgba[gaps == GAP, :3] = RGB_GAP
+        rgba = paint_rgb(rgb, gaps)
         resized = self._mosaic is None or self._mosaic.image.shape != mosaic.image.shape
         self._mosaic = mosaic
         self.image_item.setImage(rgba, autoLevels=False, levels=None)
