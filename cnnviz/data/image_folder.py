@@ -16,7 +16,8 @@ shrunk (aspect kept) so that no side exceeds ``max_side`` (64 by default). An im
 scaled to fit inside that size with its aspect ratio kept, and centred on black padding.
 
 Decoded sets are cached (:mod:`cnnviz.data.tensor_cache`) under a key made of every file's path, size and
-modification time, so loading the same folder again skips the decoding. Training images that would take
+modification time, so loading the same folder again skips the decoding (and a new entry replaces the
+folder's older ones). Training images that would take
 more than :data:`cnnviz.limits.STREAM_ABOVE_BYTES` decoded are not decoded here: they are read from disk
 batch by batch while training (:mod:`cnnviz.data.streaming`).
 """
@@ -37,7 +38,7 @@ import numpy as np
 from cnnviz import limits
 from cnnviz.data.download import DownloadCancelled, Progress
 from cnnviz.data.sources import RawDataset
-from cnnviz.data.tensor_cache import cache_path, cached_shapes, read_cache, write_cache
+from cnnviz.data.tensor_cache import cache_path, cached_shapes, prune, read_cache, write_cache
 from cnnviz.errors import DataError
 from cnnviz.files import open_regular, read_regular
 from cnnviz.imagefile import FORMATS, image_format
@@ -212,7 +213,9 @@ def load_image_folder(
         "test_images": out["test"], "test_labels": np.array([y for _, y in files.test], np.int64),
     }
     if not stream:
-        write_cache(where, arrays, {"folder": str(files.root), "classes": json.dumps(files.class_names)})
+        source = str(files.root.resolve())
+        if write_cache(where, arrays, {"folder": source, "classes": json.dumps(files.class_names)}):
+            prune(where, "folder", source)  # this folder's entries for files that have changed since
     return RawDataset(name=title, class_names=files.class_names, **arrays)
 
 

@@ -42,6 +42,31 @@ def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]] | Non
 
 def cached_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
     """The shape of every array stored at ``path``, from its header alone; None when there is no usable entry."""
+    header = _header(path)
+    return None if header is None else header[0]
+
+
+def prune(path: Path, key: str, value: str) -> int:
+    """Delete the other entries beside ``path`` whose metadata ``key`` is ``value`` (e.g. the same folder's
+    entries for files that have changed since); returns how many went."""
+    gone = 0
+    try:
+        entries = list(path.parent.glob(f"*.v{_VERSION}.safetensors"))
+    except OSError:
+        return 0
+    for entry in entries:
+        header = _header(entry) if entry != path else None
+        if header is not None and header[1].get(key) == value:
+            try:
+                entry.unlink()
+                gone += 1
+            except OSError:
+                pass
+    return gone
+
+
+def _header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]] | None:
+    """(the shape of every array, the metadata) of the entry at ``path``, read from its header alone."""
     import json
 
     from cnnviz.files import open_regular
@@ -55,7 +80,9 @@ def cached_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
             if not 0 < length <= min(size - 8, limits.MAX_CHECKPOINT_HEADER_BYTES):
                 return None
             header = json.loads(f.read(length))
-        return {k: tuple(int(d) for d in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        shapes = {k: tuple(int(d) for d in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        meta = {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
+        return shapes, meta
     except Exception:  # noqa: BLE001 - a damaged entry is a miss
         return None
 

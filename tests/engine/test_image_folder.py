@@ -107,6 +107,10 @@ def test_a_second_load_comes_from_the_cache_and_a_changed_file_is_seen(tmp_path,
     _save(tmp_path / "d" / "circle" / "00.png", np.full((12, 10), 99, np.uint8))
     changed = load_image_folder(tmp_path / "d", cache_dir=tmp_path / "cache")
     assert len(calls) == 10 and changed.train_images[0, 0, 0] == 99
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # the stale entry went
+    _gray_tree(tmp_path / "other")
+    load_image_folder(tmp_path / "other", cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # another folder's entry stays
 
 
 def test_loading_can_be_cancelled_and_progress_is_in_bytes(tmp_path):
