@@ -42,3 +42,16 @@ def test_the_filters_frame_of_a_colour_run_is_rgb(tmp_path, capsys):
     top, left, zoom = renderer.picture_box(1)
     colours = {tuple(c) for c in diverging_lut()[:, :3]}
     assert tuple(frame[top + zoom // 2, left + zoom // 2]) in colours
+
+
+def test_filter_pictures_of_a_colour_first_layer_are_rgb():
+    from cnnviz.exports.pictures import filter_picture
+
+    w = np.zeros((2, 3, 3, 3), np.float32)
+    w[0, 2] = 1.0  # blue
+    picture = filter_picture(w, width=60, colour=True)
+    zoom = picture.shape[1] // (2 * 3 + 2)  # two 3-pixel tiles 2 apart
+    assert tuple(picture[zoom, zoom]) == (128, 128, 255)
+    assert tuple(picture[zoom, 3 * zoom]) == RGB_GAP
+    gray = filter_picture(w, width=60)  # not asked: the window's diverging colours
+    assert tuple(gray[0, 0]) in {tuple(c) for c in diverging_lut()[:, :3]}
