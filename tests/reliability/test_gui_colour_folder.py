@@ -32,7 +32,10 @@ def test_a_colour_folder_trains_in_the_window_and_shows_in_colour(make_window, q
     window = make_window()
     window.resize(1400, 900)
     window.show()
+    formats = []
+    window.loader.progress.connect(lambda *args: formats.append(window.controls.progress.format()))
     _open_folder(window, monkeypatch, qtbot, _colour_folder(tmp_path / "colours"))
+    assert formats and formats[-1] == "reading images 100%"
     s = window.session
     assert s.spec.input_shape == (3, 20, 24) and s.data.test.raw.shape[1:] == (20, 24, 3)
     assert s.data.class_names == ("blue", "red") and len(s.data.train) == 61
