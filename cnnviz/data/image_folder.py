@@ -163,9 +163,8 @@ def load_image_folder(
     cached = read_cache(where) if fits else None
     title = name or (files.root.resolve().name or str(files.root))
     if cached is not None:
-        arrays, _ = cached
         try:
-            return RawDataset(name=title, class_names=files.class_names, **arrays)
+            return RawDataset(name=title, class_names=files.class_names, **cached)
         except (DataError, TypeError):
             pass  # a foreign or damaged entry: decode again
     total = len(everything)

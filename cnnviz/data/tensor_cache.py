@@ -2,7 +2,7 @@
 
 A cache entry is named by a key the caller derives from what it decoded (for a folder of images: every
 file's path, size and modification time, and the size rule), so a changed, added or removed file makes a
-new key and the stale entry is simply not found. Entries are written atomically (a temporary file
+new key and the stale entry is not found (:func:`prune` removes it). Entries are written atomically (a temporary file
 renamed into place) and read back through the checked open of :mod:`cnnviz.files`; nothing is unpickled.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from cnnviz import limits
 from cnnviz.errors import DataError
-from cnnviz.files import read_regular
+from cnnviz.files import open_regular, read_regular
 
 _VERSION = "1"  # bump when the stored layout changes
 
@@ -25,19 +25,16 @@ def cache_path(folder: str | os.PathLike[str], key: str) -> Path:
     return Path(folder) / f"{key}.v{_VERSION}.safetensors"
 
 
-def read_cache(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]] | None:
-    """The arrays and metadata stored at ``path``, or None when there is no usable entry."""
+def read_cache(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays stored at ``path``, or None when there is no usable entry."""
     from safetensors.numpy import load as load_arrays
 
     if not path.is_file():
         return None
     try:
-        data = read_regular(path, limits.MAX_IDX_BYTES * 2, DataError, "cache file")
-        arrays = load_arrays(data)
-        meta = _metadata(data)
+        return load_arrays(read_regular(path, limits.MAX_IDX_BYTES * 2, DataError, "cache file"))
     except Exception:  # noqa: BLE001 - a damaged cache entry is a miss: decode the images again
         return None
-    return arrays, meta
 
 
 def cached_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
@@ -68,8 +65,6 @@ def prune(path: Path, key: str, value: str) -> int:
 def _header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]] | None:
     """(the shape of every array, the metadata) of the entry at ``path``, read from its header alone."""
     import json
-
-    from cnnviz.files import open_regular
 
     if not path.is_file():
         return None
@@ -105,13 +100,3 @@ def write_cache(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, s
     except OSError:
         return False
     return True
-
-
-def _metadata(blob: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors blob (its JSON header)."""
-    import json
-
-    size = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8:8 + size])
-    meta = header.get("__metadata__") or {}
-    return {str(k): str(v) for k, v in meta.items()}

@@ -111,6 +111,11 @@ def test_a_second_load_comes_from_the_cache_and_a_changed_file_is_seen(tmp_path,
     _gray_tree(tmp_path / "other")
     load_image_folder(tmp_path / "other", cache_dir=tmp_path / "cache")
     assert len(list((tmp_path / "cache").iterdir())) == 2  # another folder's entry stays
+    for entry in (tmp_path / "cache").iterdir():  # a damaged entry is a miss: the images are decoded again
+        entry.write_bytes(entry.read_bytes()[:100])
+    calls.clear()
+    again = load_image_folder(tmp_path / "other", cache_dir=tmp_path / "cache")
+    assert len(calls) == 10 and again.train_images.shape == (8, 12, 10)
 
 
 def test_loading_can_be_cancelled_and_progress_is_in_bytes(tmp_path):
