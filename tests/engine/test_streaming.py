@@ -29,7 +29,8 @@ def folder(tmp_path: Path) -> Path:
 
 
 def _load(folder: Path, tmp_path: Path, **options) -> object:
-    return load_data(DataConfig(data_dir=str(folder), validation="none", **options), cache_dir=tmp_path / "cache")
+    options.setdefault("validation", "none")
+    return load_data(DataConfig(data_dir=str(folder), **options), cache_dir=tmp_path / "cache")
 
 
 def test_a_tiny_budget_streams_the_training_images_with_the_same_pixels(folder, tmp_path, monkeypatch):
@@ -52,6 +53,14 @@ def test_a_tiny_budget_streams_the_training_images_with_the_same_pixels(folder, 
         assert torch.equal(batches[order[start:start + 8]], memory.train.images[order[start:start + 8]])
     with pytest.raises(RuntimeError, match="planned order"):
         streamed.train.images.batches(order, range(0, 30, 8), 8, "cpu")[order[8:16]]
+    # validation held out of the streamed training images is decoded, and the same as in memory
+    held = _load(folder, tmp_path, validation="train", validation_fraction=0.2, train_subset=12)
+    with monkeypatch.context() as m:
+        m.setattr(limits, "STREAM_ABOVE_BYTES", 1 << 40)
+        held_in_memory = _load(folder, tmp_path, validation="train", validation_fraction=0.2, train_subset=12)
+    assert isinstance(held.val.raw, np.ndarray) and np.array_equal(held.val.raw, held_in_memory.val.raw)
+    assert isinstance(held.train.images, StreamedImages) and len(held.train) == 12
+    assert np.array_equal(held.train.indices, held_in_memory.train.indices)
     standardized = _load(folder, tmp_path, normalization="standardize")  # statistics from a sample: all 30 here
     assert standardized.normalization == _load_unstreamed(folder, tmp_path, monkeypatch).normalization
 
