@@ -123,7 +123,7 @@ def test_loading_can_be_cancelled_and_progress_is_in_bytes(tmp_path):
 
     from cnnviz.data.download import DownloadCancelled
 
-    _gray_tree(tmp_path / "d", per_class=200)
+    _gray_tree(tmp_path / "d", per_class=70)
     cancel = threading.Event()
     seen = []
 
@@ -134,7 +134,7 @@ def test_loading_can_be_cancelled_and_progress_is_in_bytes(tmp_path):
 
     with pytest.raises(DownloadCancelled, match="^loading cancelled$"):
         load_image_folder(tmp_path / "d", progress=progress, cancel=cancel, cache_dir=tmp_path / "cache")
-    assert seen[0] == "Checking images: 1 of 400" and seen[-1] == "Reading images: 1 of 400"
+    assert seen[0] == "Checking images: 1 of 140" and seen[-1] == "Reading images: 1 of 140"
     assert not (tmp_path / "cache").exists()  # nothing half-decoded was cached
 
 
