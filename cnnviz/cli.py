@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "brought to the most common size, at most 64 pixels a side, and cached")
     source.add_argument("--dataset", choices=list(DATASET_CHOICES),
                         help="the embedded sample (default) or a dataset downloaded on demand (cifar10: "
-                             "CIFAR-10's 163 MB binary archive, MD5-verified)")
+                             "CIFAR-10's 170 MB binary archive, MD5-verified)")
     p.add_argument("--out", help="run folder to write the checkpoint and metrics into (checked before training)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace the run that --out already holds")

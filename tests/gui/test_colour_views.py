@@ -134,5 +134,5 @@ def test_the_dataset_choices_offer_cifar_and_any_data_folder(qtbot, session):
     qtbot.addWidget(panel)
     combo = panel.findChild(QComboBox, "datasetCombo")
     texts = [combo.itemText(i) for i in range(combo.count())]
-    assert "CIFAR-10 (colour, download, 163 MB)" in texts and texts[-1] == "Open data folder…"
+    assert "CIFAR-10 (colour, download, 170 MB)" in texts and texts[-1] == "Open data folder…"
     assert "class" in combo.toolTip()

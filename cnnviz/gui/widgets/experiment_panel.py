@@ -204,7 +204,7 @@ class ExperimentPanel(QWidget):
         if "kmnist" in DOWNLOADS:
             items.append(("KMNIST (download)", "kmnist"))
         if "cifar10" in DOWNLOADS:
-            items.append(("CIFAR-10 (colour, download, 163 MB)", "cifar10"))
+            items.append(("CIFAR-10 (colour, download, 170 MB)", "cifar10"))
         self.dataset_combo = _combo(items + [("Open data folder…", _OPEN)], "The images to train on: the "
                                     "embedded MNIST sample, a dataset downloaded once into the cache, or a "
                                     "folder holding the four IDX files or images (PNG, JPEG, BMP, GIF; gray "
