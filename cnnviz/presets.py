@@ -16,7 +16,8 @@ Sources
   conv 5x5x16 relu, pool 2; conv 5x5x20 relu, pool 2; conv 5x5x20 relu, pool 2; softmax 10, all
   convolutions padded by 2 ('same'); trainer adadelta, batch 4, l2_decay 0.0001 (ConvNetJS's defaults
   rho 0.95, eps 1e-6). ConvNetJS adds ``l2_decay * w`` to the *summed* batch gradient and then divides by
-  the batch size, so PyTorch's weight decay on the mean gradient is 0.0001 / 4 = 2.5e-5. The demo also
+  the batch size, so PyTorch's weight decay on the mean gradient is 0.0001 / 4 = 2.5e-5 (ConvNetJS exempts the
+  biases, cnnviz's weight decay covers them too); its Adadelta step is PyTorch's with lr 1. The demo also
   flips images and shifts them by up to 2 pixels while training; cnnviz does not. Its figure, "about 80%
   after a long run in the browser", is quoted from issue 16's summary of the demo and was not checked
   against the page offline, nor reproduced here (see docs/benchmarks.md).
