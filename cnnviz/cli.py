@@ -16,6 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
+from cnnviz.config import DATASETS as DATASET_CHOICES
 from cnnviz.errors import CnnvizError
 from cnnviz.formatting import format_seconds
 from cnnviz.training.callbacks import Callback
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(`cnnviz RUN` opens a saved run in it).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--data-dir", dest="window_data_dir", metavar="DIR",
-                        help="open the window on this folder of IDX files instead of the embedded sample")
+                        help="open the window on this data folder (four IDX files, or images in class "
+                             "subfolders) instead of the embedded sample")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = sub.add_parser("presets", help="list the tutorial presets")
@@ -46,9 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model", metavar="FILE.json", help="a model saved from the window's model editor")
     p.add_argument("--epochs", type=int, help="number of epochs in all (default: the preset's)")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--data-dir", help="a folder holding the four MNIST-format IDX files")
-    source.add_argument("--dataset", choices=["sample", "mnist", "fashion", "kmnist"],
-                        help="the embedded sample (default) or a dataset downloaded on demand")
+    source.add_argument("--data-dir", help="a folder holding the four MNIST-format IDX files, or images "
+                        "(PNG/JPEG/BMP/GIF, gray or colour) in class subfolders: DIR/train/<class>/ and "
+                        "DIR/test/<class>/, or DIR/<class>/ (every 5th file of a class is a test image); "
+                        "brought to the most common size, at most 64 pixels a side, and cached")
+    source.add_argument("--dataset", choices=list(DATASET_CHOICES),
+                        help="the embedded sample (default) or a dataset downloaded on demand (cifar10: "
+                             "CIFAR-10's 170 MB binary archive, MD5-verified)")
     p.add_argument("--out", help="run folder to write the checkpoint and metrics into (checked before training)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace the run that --out already holds")
@@ -69,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a saved run on its test set")
     p.add_argument("run", help="a run folder or checkpoint file")
-    p.add_argument("--data-dir", help="evaluate on this IDX folder instead of the run's dataset")
+    p.add_argument("--data-dir", help="evaluate on this data folder (IDX files or class subfolders of images) "
+                   "instead of the run's dataset")
     p.add_argument("--step", type=int, help="the exact weights of this step (0: the initial weights), recomputed "
                    "from the run's timeline")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -94,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify an image file with a saved run")
     p.add_argument("checkpoint", help="a run folder or checkpoint file")
-    p.add_argument("image", help="a PNG/JPEG of one digit (any size; dark on light or light on dark)")
+    p.add_argument("image", help="a PNG/JPEG of one digit (any size; dark on light or light on dark); for a model "
+                   "trained on colour images, any picture, fitted to its size as its training images were")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("open", help="open a saved run in the window (or follow one that is training)")
@@ -103,10 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true",
                    help="follow the run live while another process (cnnviz train --out) writes it")
     p.add_argument("--data-dir", dest="open_data_dir", metavar="DIR",
-                   help="the folder of IDX files to show it on (default: the run's own data)")
+                   help="the data folder (IDX files or images in class subfolders) to show it on (default: "
+                        "the run's own data)")
 
     p = sub.add_parser("download", help="download a dataset into the cache")
-    p.add_argument("dataset", choices=["mnist", "fashion", "kmnist"])
+    p.add_argument("dataset", choices=[d for d in DATASET_CHOICES if d != "sample"])
     return parser
 
 
@@ -496,12 +505,17 @@ def cmd_predict(args) -> int:
     from cnnviz.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
-    gray = read_grayscale(args.image)  # float32 in [0, 1]
-    if gray.mean() > 0.5:  # dark ink on light paper: MNIST is light ink on black
-        gray = 1.0 - gray
-    image = to_mnist(gray, shape=tuple(ckpt.spec.input_shape[1:]))  # MNIST's recipe at the model's H x W
-    if image is None:
-        raise CnnvizError(f"{args.image}: the image is blank; there is nothing to classify")
+    if int(ckpt.spec.input_shape[0]) == 3:  # a colour model: the image as a data folder's images are read
+        from cnnviz.data.image_folder import decode_image
+
+        image = decode_image(Path(args.image), tuple(ckpt.spec.input_shape[1:]), colour=True) / np.float32(255)
+    else:
+        gray = read_grayscale(args.image)  # float32 in [0, 1]
+        if gray.mean() > 0.5:  # dark ink on light paper: MNIST is light ink on black
+            gray = 1.0 - gray
+        image = to_mnist(gray, shape=tuple(ckpt.spec.input_shape[1:]))  # MNIST's recipe at the model's H x W
+        if image is None:
+            raise CnnvizError(f"{args.image}: the image is blank; there is nothing to classify")
     probs = InferenceModel.from_checkpoint(ckpt).predict(image)
     if not np.isfinite(probs).all():  # a file can hold finite weights that still overflow on this image
         raise CnnvizError(f"{args.checkpoint}: the model's output for this image is not a number; "

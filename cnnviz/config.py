@@ -13,7 +13,7 @@ from typing import Any
 from cnnviz.errors import ConfigError
 from cnnviz.validation import Range, check_fields, check_instance, check_ranges, parse_json, ranged
 
-DATASETS = ("sample", "mnist", "fashion", "kmnist")
+DATASETS = ("sample", "mnist", "fashion", "kmnist", "cifar10")
 VALIDATION_MODES = ("none", "train", "test")
 NORMALIZATIONS = ("scale", "standardize")
 OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop")
@@ -31,8 +31,9 @@ MAX_SEED = 2**31 - 1  # the window's spin box holds 32-bit signed integers; torc
 class DataConfig:
     """Which data to train on and how to prepare it."""
 
-    dataset: str = "sample"  # embedded sample, or a downloadable set: mnist / fashion / kmnist
-    data_dir: str | None = None  # a folder holding the four IDX files; overrides `dataset`
+    dataset: str = "sample"  # embedded sample, or a downloadable set: mnist / fashion / kmnist / cifar10
+    # a folder holding the four IDX files, or images in class subfolders; overrides `dataset`
+    data_dir: str | None = None
     # train on a stratified subset of this many examples; None: all
     train_subset: int | None = ranged(None, 1, 10_000_000, label="train subset")
     validation: str = "train"  # "none"; "train": hold out part of train; "test": 20% of test, stratified

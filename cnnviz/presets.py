@@ -12,6 +12,15 @@ Sources
   batch 100; the 99% challenge adds bigger kernels and dropout (pkeep 0.75).
 - The Keras "six vs not-six" notebook: a one-conv network on the binary task, SGD lr 0.1, momentum 0.9,
   Nesterov; its exercise is a deeper network trained with Adadelta.
+- A. Karpathy's ConvNetJS CIFAR-10 demo (https://cs.stanford.edu/people/karpathy/convnetjs/demo/cifar10.html):
+  conv 5x5x16 relu, pool 2; conv 5x5x20 relu, pool 2; conv 5x5x20 relu, pool 2; softmax 10, all
+  convolutions padded by 2 ('same'); trainer adadelta, batch 4, l2_decay 0.0001 (ConvNetJS's defaults
+  rho 0.95, eps 1e-6). ConvNetJS adds ``l2_decay * w`` to the *summed* batch gradient and then divides by
+  the batch size, so PyTorch's weight decay on the mean gradient is 0.0001 / 4 = 2.5e-5 (ConvNetJS exempts the
+  biases, cnnviz's weight decay covers them too); its Adadelta step is PyTorch's with lr 1. The demo also
+  flips images and shifts them by up to 2 pixels while training; cnnviz does not. Its figure, "about 80%
+  after a long run in the browser", is quoted from issue 16's summary of the demo and was not checked
+  against the page offline, nor reproduced here (see docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -131,7 +140,18 @@ _PRESETS = (
     ),
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in _PRESETS}
+_CONVNETJS_CIFAR = Preset(
+    "convnetjs-cifar", "ConvNetJS CIFAR-10 demo (colour, 3 convolutions)", "ConvNetJS CIFAR-10 demo",
+    ModelSpec((
+        conv(16, 5, 1, "same"), maxpool(2), conv(20, 5, 1, "same"), maxpool(2),
+        conv(20, 5, 1, "same"), maxpool(2), dense(10),
+    ), input_shape=(3, 32, 32)),
+    _recipe(OptimizerConfig(name="adadelta", lr=1.0, rho=0.95, eps=1e-6, weight_decay=2.5e-5), epochs=10, batch=4,
+            dataset="cifar10", validation="none"),
+    0.80, "~80% after a long run in the browser, with flips and shifts (not reproduced here)",
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (*_PRESETS, _CONVNETJS_CIFAR)}
 DEFAULT_PRESET = "gorner"
 
 

@@ -1,7 +1,8 @@
 """The downloadable datasets: titles, class names, files, checksums and HTTPS mirrors.
 
 Kept apart from ``sources`` and ``download`` so both can use it without importing each other.
-Every file carries a sha256; a download is only ever used after its hash matched.
+Every file carries its published hash (sha256, or the MD5 that CIFAR-10's authors publish); a download
+is only ever used after its hash matched.
 """
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+CIFAR10_ARCHIVE = "cifar-10-binary.tar.gz"
 KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
 
 
@@ -29,8 +34,9 @@ KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
 class DatasetInfo:
     """One downloadable dataset.
 
-    ``files`` maps each role in :data:`ROLES` to a file name; ``sha256`` and ``sizes`` map file names
-    to their hash and byte count (sizes only drive the progress bar); ``mirrors`` are base URLs
+    ``files`` maps each role in :data:`ROLES` to a file name (or, for ``layout`` "cifar-binary", the
+    role "archive" to the one tar.gz); ``sha256`` and ``sizes`` map file names to their hash (of kind
+    ``hash_algorithm``) and byte count (sizes only drive the progress bar); ``mirrors`` are base URLs
     tried in order, each ending in ``/``.
     """
 
@@ -42,6 +48,8 @@ class DatasetInfo:
     sizes: dict[str, int]
     mirrors: tuple[str, ...]
     credit: str = ""
+    hash_algorithm: str = "sha256"  # a hashlib name: "sha256", or "md5" where only that is published
+    layout: str = "idx"  # "idx": the four IDX files; "cifar-binary": CIFAR-10's binary-version archive
 
     @property
     def total_bytes(self) -> int | None:
@@ -117,5 +125,19 @@ DATASETS: dict[str, DatasetInfo] = {
         },
         mirrors=("https://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
         credit="KMNIST: T. Clanuwat et al., ROIS-DS CODH / NIJL; CC BY-SA 4.0",
+    ),
+    "cifar10": DatasetInfo(
+        key="cifar10",
+        title="CIFAR-10",
+        class_names=CIFAR10_CLASSES,
+        files={"archive": CIFAR10_ARCHIVE},
+        # The MD5 published on https://www.cs.toronto.edu/~kriz/cifar.html for the binary version, whose
+        # records are read as bytes (the python version would have to be unpickled).
+        sha256={CIFAR10_ARCHIVE: "c32a1d4ab5d03f1284b67883e8d87530"},
+        sizes={CIFAR10_ARCHIVE: 170_052_171},
+        mirrors=("https://www.cs.toronto.edu/~kriz/",),
+        credit="CIFAR-10: A. Krizhevsky, V. Nair, G. Hinton (2009), University of Toronto",
+        hash_algorithm="md5",
+        layout="cifar-binary",
     ),
 }

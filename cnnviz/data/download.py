@@ -1,4 +1,4 @@
-"""Download a dataset's four IDX files into the user cache, verified by sha256.
+"""Download a dataset's files (four IDX files, or one archive) into the user cache, verified by their hash.
 
 pooch does the bookkeeping that must be right: a cached file with the right hash is not fetched
 again, a download goes to a temporary file in the same folder and is moved under its final name only
@@ -106,7 +106,7 @@ def fetch_dataset(
         target = folder / role_file
         expected = info.sha256[role_file].lower()
         size = info.sizes.get(role_file)
-        if target.is_file() and _sha256(target) == expected:
+        if target.is_file() and _digest(target, info.hash_algorithm) == expected:
             meter.finish_file(target.stat().st_size, f"{info.title}: {role_file} already downloaded")
             continue
         _fetch_file(info, role_file, expected, folder, bases, meter, cancel, size)
@@ -130,11 +130,11 @@ def _fetch_file(
     offline = True
     for base in bases:
         url = base + filename
-        downloader = _Downloader(meter, cancel, f"Downloading {info.title}: {filename}")
+        downloader = _Downloader(meter, cancel, f"Downloading {info.title}: {filename}", info.hash_algorithm)
         try:
             # pooch streams into a temporary file beside the target, checks the hash, then moves it.
             pooch.retrieve(
-                url, known_hash=f"sha256:{expected}", fname=filename, path=folder,
+                url, known_hash=f"{info.hash_algorithm}:{expected}", fname=filename, path=folder,
                 downloader=downloader, progressbar=False,
             )
         except DownloadError:
@@ -144,8 +144,8 @@ def _fetch_file(
             meter.abort_file()
             offline = False
             mismatch = (
-                f"{filename} downloaded from {url} is not the expected file: its sha256 is "
-                f"{downloader.sha256}, expected {expected}. The download was deleted"
+                f"{filename} downloaded from {url} is not the expected file: its {info.hash_algorithm} is "
+                f"{downloader.digest}, expected {expected}. The download was deleted"
                 + ("; the cached copy was kept." if (folder / filename).exists() else ".")
             )
             problems.append(f"{_host(url)}: checksum mismatch")
@@ -218,17 +218,19 @@ class _Meter:
 class _Downloader:
     """A pooch downloader over urllib: streams in chunks, reports progress, honours ``cancel``."""
 
-    def __init__(self, meter: _Meter, cancel: threading.Event | None, message: str) -> None:
+    def __init__(self, meter: _Meter, cancel: threading.Event | None, message: str,
+                 algorithm: str = "sha256") -> None:
         self.meter = meter
         self.cancel = cancel
         self.message = message
+        self.algorithm = algorithm
         self.done = 0
-        self.sha256 = ""
+        self.digest = ""  # the hex digest of the last file received, for the mismatch message
 
     def __call__(self, url: str, output_file: str, _pooch: object) -> None:
         _check_url(url)
         _check_cancel(self.cancel)
-        digest = hashlib.sha256()
+        digest = hashlib.new(self.algorithm)
         self.done = 0
         request = urllib.request.Request(url, headers={"User-Agent": f"cnnviz/{__version__}"})
         with _OPENER.open(request, timeout=_TIMEOUT_S) as response, open(output_file, "wb") as out:
@@ -243,7 +245,7 @@ class _Downloader:
                 digest.update(chunk)
                 self.done += len(chunk)
                 self.meter.update(self.done, self.message)
-        self.sha256 = digest.hexdigest()
+        self.digest = digest.hexdigest()
         # http.client returns a short body without complaint when the server hangs up early.
         if total is not None and self.done < total:
             raise _CutOff(f"{self.done:,} of {total:,} bytes")
@@ -284,8 +286,8 @@ def _info(name: str) -> DatasetInfo:
         ) from None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _digest(path: Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)

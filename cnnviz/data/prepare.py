@@ -50,12 +50,14 @@ class Normalization:
         check_ranges(self, ConfigError)
 
     def apply(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Normalize images to a float32 tensor of shape (N, 1, H, W).
+        """Normalize images to a float32 tensor of shape (N, C, H, W).
 
         Parameters
         ----------
         images
-            uint8 in 0-255, or float in [0, 1]; shape (N, H, W), (H, W) or already (N, 1, H, W).
+            uint8 in 0-255, or float in [0, 1]; shape (N, H, W), (H, W) or already (N, 1, H, W) for
+            grayscale; (N, H, W, 3) (channels last, as :class:`RawDataset` keeps colour) or
+            (N, 3, H, W) for colour. One mean and std serve every channel.
         """
         x = torch.as_tensor(images)
         if x.dtype == torch.uint8:
@@ -66,8 +68,10 @@ class Normalization:
             x = x[None, None]
         elif x.ndim == 3:
             x = x[:, None]
-        elif not (x.ndim == 4 and x.shape[1] == 1):
-            raise ValueError(f"expected images (N, H, W), (H, W) or (N, 1, H, W), got {tuple(x.shape)}")
+        elif x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] == 3:
+            x = x.permute(0, 3, 1, 2)  # colour, channels last -> (N, 3, H, W)
+        elif not (x.ndim == 4 and x.shape[1] in (1, 3)):
+            raise ValueError(f"expected images (N, H, W), (H, W), (N, H, W, 3) or (N, C, H, W), got {tuple(x.shape)}")
         if self.mean != 0.0 or self.std != 1.0:
             x.sub_(self.mean).div_(self.std)
         return x.contiguous()
@@ -83,8 +87,9 @@ class Normalization:
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """One split: normalized images (N, 1, H, W) float32, labels (N,) int64, the raw uint8 images
-    (for galleries) and the positions of the examples in the source arrays."""
+    """One split: normalized images (N, C, H, W) float32, labels (N,) int64, the raw uint8 images
+    ((N, H, W), or (N, H, W, 3) in colour; for galleries) and the positions of the examples in the
+    source arrays."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -169,10 +174,11 @@ def prepare(raw: RawDataset, cfg: DataConfig) -> PreparedData:
             raw.train_labels, train_pool, cfg.train_subset, cfg.seed, _STREAM_SUBSET
         )
 
-    train_pixels = raw.train_images[train_idx]
+    streamed = getattr(raw.train_images, "lazy", False)  # training images read from disk per batch
+    train_pixels = raw.train_images.subset(train_idx) if streamed else raw.train_images[train_idx]
     normalization = Normalization()
-    if cfg.normalization == "standardize":
-        normalization = _standardization(train_pixels)
+    if cfg.normalization == "standardize":  # streamed: measured on a seeded sample of the training images
+        normalization = _standardization(raw.train_images.sample(train_idx, cfg.seed) if streamed else train_pixels)
 
     class_names = raw.class_names
     relabel = None
@@ -193,10 +199,9 @@ def prepare(raw: RawDataset, cfg: DataConfig) -> PreparedData:
         if relabel is not None:
             y = (y == relabel).astype(np.int64)
         if pixels is None:
-            pixels = images[idx]
-        return Split(
-            images=normalization.apply(pixels), labels=torch.from_numpy(y), raw=pixels, indices=idx,
-        )
+            pixels = images[idx]  # decoded (validation held out of streamed training images included)
+        tensor = pixels.streamed(normalization) if getattr(pixels, "lazy", False) else normalization.apply(pixels)
+        return Split(images=tensor, labels=torch.from_numpy(y), raw=pixels, indices=idx)
 
     train = split(raw.train_images, raw.train_labels, train_idx, train_pixels)
     if val_idx is None:

@@ -21,7 +21,7 @@ from cnnviz.resources import resource_path
 
 __all__ = [
     "DATASETS", "DatasetInfo", "RawDataset", "SAMPLE_NAME", "check_arrays", "embedded_sample",
-    "find_idx_files", "load_folder", "load_raw",
+    "find_idx_files", "image_channels", "load_any_folder", "load_folder", "load_raw",
 ]
 
 SAMPLE_NAME = "MNIST sample (4,000 / 1,000)"
@@ -38,7 +38,8 @@ _KINDS = {"train_images": "idx3", "train_labels": "idx1", "test_images": "idx3",
 
 @dataclass(frozen=True, eq=False)
 class RawDataset:
-    """A dataset as loaded: uint8 images (N, H, W), integer labels (N,), and class names."""
+    """A dataset as loaded: uint8 images (N, H, W), or (N, H, W, 3) in colour, integer labels (N,), and
+    class names."""
 
     name: str
     train_images: np.ndarray
@@ -61,6 +62,16 @@ class RawDataset:
     def image_shape(self) -> tuple[int, int]:
         return (int(self.train_images.shape[1]), int(self.train_images.shape[2]))
 
+    @property
+    def channels(self) -> int:
+        """1 for grayscale images (N, H, W), 3 for colour ones (N, H, W, 3)."""
+        return image_channels(self.train_images)
+
+
+def image_channels(images: np.ndarray) -> int:
+    """1 for grayscale uint8 images (N, H, W), 3 for colour ones (N, H, W, 3) (RGB, channels last)."""
+    return 3 if images.ndim == 4 else 1
+
 
 def check_arrays(
     train_images: np.ndarray,
@@ -73,7 +84,8 @@ def check_arrays(
 ) -> None:
     """Check that the four arrays form a dataset; raise DataError naming the files and numbers.
 
-    Images must be uint8 (N, H, W) with the same H x W in train and test, labels integer (N,) with
+    Images must be uint8 (N, H, W), or (N, H, W, 3) for RGB, with the same shape in train and test,
+    labels integer (N,) with
     as many labels as images and values in ``0 .. num_classes - 1``.
     """
     arrays = {
@@ -87,13 +99,13 @@ def check_arrays(
         return f"{where + ': ' if where else ''}{role.replace('_', ' ')}"
 
     for role, array in arrays.items():
-        if not isinstance(array, np.ndarray):
+        if not isinstance(array, np.ndarray) and not getattr(array, "lazy", False):  # or images left in files
             raise DataError(f"{label(role)}: expected a numpy array, got {type(array).__name__}")
         if role.endswith("images"):
-            if array.ndim != 3:
+            if not (array.ndim == 3 or (array.ndim == 4 and array.shape[3] == 3)):
                 raise DataError(
-                    f"{label(role)}: expected images of shape N x height x width, "
-                    f"got {_shape(array.shape)}"
+                    f"{label(role)}: expected images of shape N x height x width"
+                    f"{' (or N x height x width x 3 in colour)' if array.ndim == 4 else ''}, got {_shape(array.shape)}"
                 )
             if array.dtype != np.uint8:
                 raise DataError(f"{label(role)}: pixels must be unsigned bytes (0-255), got {array.dtype}")
@@ -213,6 +225,28 @@ def load_folder(
     return RawDataset(name=name, class_names=tuple(class_names), **arrays)
 
 
+def load_any_folder(
+    folder: str | os.PathLike[str],
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> RawDataset:
+    """The dataset in ``folder``: its four IDX files when it has them, else its images in class
+    subfolders (:mod:`cnnviz.data.image_folder`); DataError saying what was expected otherwise."""
+    from cnnviz.data.image_folder import is_image_folder, load_image_folder
+
+    try:
+        return load_folder(folder)
+    except DataError as exc:
+        if not str(exc).startswith(f"{Path(folder)}: missing") or not is_image_folder(folder):
+            if str(exc).startswith(f"{Path(folder)}: missing"):
+                raise DataError(f"{exc}; nor does it hold images in class subfolders (<class>/*.png, or "
+                                "train/<class>/ and test/<class>/)") from None
+            raise
+    folders = Path(cache_dir) / "folders" if cache_dir is not None else None
+    return load_image_folder(folder, progress=progress, cancel=cancel, cache_dir=folders)
+
+
 def load_raw(
     cfg: DataConfig,
     progress: Progress | None = None,
@@ -230,13 +264,17 @@ def load_raw(
         Bad files; :class:`~cnnviz.errors.DownloadError` when a download failed or was cancelled.
     """
     if cfg.data_dir:
-        return load_folder(cfg.data_dir)
+        return load_any_folder(cfg.data_dir, progress=progress, cancel=cancel, cache_dir=cache_dir)
     if cfg.dataset == "sample":
         return embedded_sample()
     if cfg.dataset not in DATASETS:
         raise ConfigError(f"dataset must be one of sample, {', '.join(DATASETS)}; got {cfg.dataset!r}")
     info = DATASETS[cfg.dataset]
     folder = fetch_dataset(info, cache_dir=cache_dir, progress=progress, cancel=cancel)
+    if info.layout == "cifar-binary":
+        from cnnviz.data.cifar import read_cifar_binary
+
+        return read_cifar_binary(folder / info.files["archive"], name=info.title, class_names=info.class_names)
     return load_folder(folder, name=info.title, class_names=info.class_names)
 
 
@@ -258,7 +296,7 @@ def _identify(labels_file: Path) -> DatasetInfo | None:
     except DataError:  # too large to be a published labels file, or unreadable: read_idx will say why
         return None
     for info in DATASETS.values():
-        if info.sha256.get(info.files["train_labels"]) == digest:
+        if info.layout == "idx" and info.sha256.get(info.files["train_labels"]) == digest:
             return info
     return None
 

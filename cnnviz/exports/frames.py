@@ -18,7 +18,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.exports.drawing import (ACCENT, BACKGROUND, MUTED, Placement, draw_text, fit_text, pack,
                                     text_size, upscale)
 from cnnviz.exports.plan import FrameStep, RunFigures, caption_lines
-from cnnviz.inspect.colormap import diverging_lut, lut_for, paint_mosaic
+from cnnviz.inspect.colormap import diverging_lut, lut_for, paint_mosaic, paint_rgb
 from cnnviz.inspect.mosaic import activation_mosaic, gap_labels
 
 SCALES = ("run", "frame")
@@ -139,7 +139,8 @@ class _Weights:
 
 
 class FiltersFrames(_PanelFrames):
-    """Every conv layer's filters, coloured as the window colours them: blue < 0 < red, white at 0.
+    """Every conv layer's filters, coloured as the window colours them: blue < 0 < red, white at 0 (a colour
+    model's first layer as RGB tiles).
 
     With ``scale="run"`` (the default) each layer has one scale for the whole animation, its largest |w| over
     all frames: the colours then mean the same weight in every frame, so a filter that strengthens darkens,
@@ -172,17 +173,27 @@ class FiltersFrames(_PanelFrames):
     def render(self, frame: FrameStep) -> np.ndarray:
         from cnnviz.inspect.filters import filter_mosaic
 
+        from cnnviz.inspect.filters import rgb_filter_mosaic
+
         layers = self._cache.get(frame.stored) or self._conv_weights(self.weights.load(frame.stored))
+        colour_input = int(self.weights.checkpoint.spec.input_shape[0]) == 3
         panels = []
-        for name, w in layers:
+        for position, (name, w) in enumerate(layers):
             scale = self._scales.get(name) if self.scale == "run" else None
-            mosaic = filter_mosaic(w, scale=scale or None)
-            if name not in self._gaps:
-                self._gaps[name] = gap_labels(filter_mosaic(np.ones(w.shape, np.float32)))
-            rgb = paint_mosaic(mosaic.image, diverging_lut(), (-1.0, 1.0), self._gaps[name])[..., :3]
+            if position == 0 and colour_input and w.shape[1] == 3:  # in colour, as the window draws it
+                mosaic, colours = rgb_filter_mosaic(w, scale=scale or None)
+                if name not in self._gaps:
+                    self._gaps[name] = gap_labels(rgb_filter_mosaic(np.ones(w.shape, np.float32))[0])
+                rgb = paint_rgb(colours, self._gaps[name])[..., :3]
+            else:
+                mosaic = filter_mosaic(w, scale=scale or None)
+                if name not in self._gaps:
+                    self._gaps[name] = gap_labels(filter_mosaic(np.ones(w.shape, np.float32)))
+                rgb = paint_mosaic(mosaic.image, diverging_lut(), (-1.0, 1.0), self._gaps[name])[..., :3]
             shape = "x".join(str(d) for d in w.shape)
             panels.append(_Panel(f"{name} {shape}  ±{mosaic.scale:.2g}", rgb))
-        return self._compose(panels, frame.step, _stored_note(frame) + "blue < 0 < red")
+        colour = "conv1 in RGB (grey = 0) · " if colour_input and layers and layers[0][1].shape[1] == 3 else ""
+        return self._compose(panels, frame.step, _stored_note(frame) + colour + "blue < 0 < red")
 
 
 class FeatureMapsFrames(_PanelFrames):

@@ -209,11 +209,15 @@ def _pictures(writer, build, timeline, step: int, result: TensorBoardExport) -> 
     except CnnvizError as exc:
         result.notes.append(f"the weights of step {step} could not be read ({exc}); no filters at that step")
         return
+    first = True
     for key, w in weights.items():
         if key.endswith(".weight") and np.ndim(w) == 4 and 0 not in np.shape(w):  # a conv layer's filters
             layer = key.split(".")[-2]
-            writer.add_summary(build.image(f"filters/{layer}", filter_picture(w), dataformats="HWC"), step)
+            colour = first and np.shape(w)[1] == 3  # the first conv of a colour model sees red, green and blue
+            picture = filter_picture(w, colour=colour)
+            writer.add_summary(build.image(f"filters/{layer}", picture, dataformats="HWC"), step)
             result.images += 1
+            first = False
 
 
 def _description(timeline) -> str:

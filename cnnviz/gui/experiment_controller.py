@@ -209,15 +209,15 @@ class ExperimentController(QObject):
             self.session.set_spec(fitted)
         self.session.set_data(data)
         self._set_data_problem(problem, wanted)
-        h, w = image_shape(data)[1:]
-        self.status.emit(f"{data.name}: {len(data.train):,} training, {len(data.test):,} test images ({h}x{w})",
-                         8000)
+        channels, h, w = image_shape(data)
+        self.status.emit(f"{data.name}: {len(data.train):,} training, {len(data.test):,} test images ({h}x{w}"
+                         f"{', colour' if channels == 3 else ''})", 8000)
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
         self.status.emit("", 0)  # the progress line; cleared first so the message below stays
-        if message == "download cancelled":
-            self.session.message.emit("info", "Download cancelled; the previous data is still loaded.")
+        if message in ("download cancelled", "loading cancelled"):  # a download, or a folder of images
+            self.session.message.emit("info", f"{message.capitalize()}; the previous data is still loaded.")
         else:
             self.session.message.emit("error", message)
         self.dataset_shown.emit(self.session.recipe.data.dataset, self.session.recipe.data.data_dir)

@@ -362,7 +362,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{message} {size} — press Esc or Stop to cancel")
         if total:
             self.controls.progress.setValue(int(1000 * done / total))
-            self.controls.progress.setFormat(f"downloading {100 * done / total:.0f}%")
+            verb = "reading images" if message.startswith(("Checking images", "Reading images")) else "downloading"
+            self.controls.progress.setFormat(f"{verb} {100 * done / total:.0f}%")
 
     # -- feedback --------------------------------------------------------------------------------------
     @Slot(str, str)

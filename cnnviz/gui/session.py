@@ -26,7 +26,8 @@ from cnnviz.training.surgery import FilterOperation, SurgeryLog
 
 @dataclass(frozen=True)
 class InputImage:
-    """The image whose feature maps are shown: H x W float32 in [0, 1] (ink = 1), and where it came from.
+    """The image whose feature maps are shown: H x W (or H x W x 3 in colour) float32 in [0, 1] (ink = 1), and
+    where it came from.
 
     H x W is the model's input size (28 x 28 for MNIST): test images come at the data's size, which the
     model is fitted to, and drawings are prepared at :attr:`Session.input_size`.

@@ -53,6 +53,9 @@ TILE_BACKGROUND = (128, 128, 128)
 # The thinner gaps inside one tile (between the kernels of one filter): lighter, so a filter's kernels
 # read as one block and filters as separate blocks.
 INNER_GAP = (205, 205, 205)
+# The padding between colour tiles (a colour model's first-layer filters): near black, because grey means
+# a weight of 0 there and a grey gap would melt into the tiles.
+RGB_GAP = (24, 24, 24)
 
 
 def _readonly(lut: np.ndarray) -> np.ndarray:
@@ -133,4 +136,17 @@ def paint_mosaic(image: np.ndarray, lut: np.ndarray, levels: tuple[float, float]
     if gaps is not None and gaps.shape == image.shape:
         rgba[gaps == GAP, :3] = TILE_BACKGROUND
         rgba[gaps == INNER, :3] = INNER_GAP
+    return rgba
+
+
+def paint_rgb(rgb: np.ndarray, gaps: np.ndarray | None = None) -> np.ndarray:
+    """A colour mosaic (H, W, 3) in [0, 1] (:func:`cnnviz.inspect.filters.rgb_filter_mosaic`) as (H, W, 4)
+    uint8 RGBA, its padding :data:`RGB_GAP` (``gaps`` from :func:`cnnviz.inspect.mosaic.gap_labels`)."""
+    from cnnviz.inspect.mosaic import GAP
+
+    rgba = np.empty(rgb.shape[:2] + (4,), np.uint8)
+    rgba[..., :3] = np.clip(np.nan_to_num(rgb) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    rgba[..., 3] = 255
+    if gaps is not None and gaps.shape == rgb.shape[:2]:
+        rgba[gaps == GAP, :3] = RGB_GAP
     return rgba

@@ -6,6 +6,7 @@ shows all of them in a small near-square grid (1 px apart) rather than their mea
 because kernels of opposite sign cancel in the mean and what is left is mostly noise. Tiles are 2 px
 apart, so filters stand out from the kernels inside them. ``filter_mosaic(w, out_channel=k)`` is the
 same block for one filter, enlarged on its own (``tile_at`` then gives the input channel).
+A colour model's first layer can also be drawn as RGB tiles (:func:`rgb_filter_mosaic`).
 """
 from __future__ import annotations
 
@@ -79,6 +80,37 @@ def filter_mosaic(
     # Already in [-1, 1]: scale 1 keeps the values as they are; report the layer's scale.
     mosaic = make_mosaic(blocks, pad=_FILTER_GAP, signed=True, scale=1.0)
     return dataclasses.replace(mosaic, scale=float(scale))
+
+
+def rgb_filter_mosaic(weight: np.ndarray | torch.Tensor, scale: float | None = None) -> tuple[Mosaic, np.ndarray]:
+    """A colour model's first-layer filters as RGB tiles: one (kh, kw) tile per filter, its weights on the red,
+    green and blue input channels as the tile's red, green and blue, ``0.5 + 0.5 * w / scale`` each.
+
+    Grey is a filter that ignores colour (all zero); a reddish pixel means the filter responds to red
+    there, a cyan one that it responds against red, as in the first-layer pictures of AlexNet.
+
+    Parameters
+    ----------
+    weight : array of shape (out, 3, kh, kw)
+    scale : float, optional
+        The weight shown at full intensity; default max |w| over the layer.
+
+    Returns
+    -------
+    (Mosaic, numpy.ndarray)
+        The layout (its ``image`` is the tiles' mean over the channels, in [-1, 1], for ``tile_at`` and
+        the gaps) and the float32 (H, W, 3) image in [0, 1]; padding is 0.5 (grey) there.
+    """
+    w = _weight_array(weight)
+    if w.shape[1] != 3:
+        raise SpecError(f"RGB filters need 3 input channels; this layer has {w.shape[1]}")
+    if scale is None:
+        finite = np.where(np.isfinite(w), w, 0)
+        scale = float(np.abs(finite).max())
+    planes = [make_mosaic(w[:, c], pad=_FILTER_GAP, signed=True, scale=scale) for c in range(3)]
+    rgb = np.clip(0.5 + 0.5 * np.stack([p.image for p in planes], axis=-1), 0.0, 1.0).astype(np.float32)
+    mean = np.ascontiguousarray(np.mean([p.image for p in planes], axis=0), dtype=np.float32)
+    return dataclasses.replace(planes[0], image=mean, scale=float(planes[0].scale)), rgb
 
 
 def filter_change(previous: np.ndarray | torch.Tensor, current: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -318,7 +318,9 @@ class Trainer:
             self._epoch_order = (self.epoch_shuffle_state, order)  # a fit() resumed mid-epoch reuses it
         end = n - 1 if n % size == 1 and size > 1 and n > 1 else n  # a lone last example breaks batch norm
         starts = range(self.batch_in_epoch * size, end, size)
-        return order, split.images.to(self.device), split.labels.to(self.device), size, starts
+        images = split.images  # images streamed from disk (cnnviz/data/streaming.py) come in the planned order
+        images = images.batches(order, starts, size, self.device) if hasattr(images, "batches") else images.to(self.device)
+        return order, images, split.labels.to(self.device), size, starts
 
     def _notify_step(self, loss: float, accuracy: float, lr: float, images: int) -> None:
         now = time.perf_counter()

@@ -294,11 +294,11 @@ def test_unknown_dataset_and_cache_dir() -> None:
 
 
 def test_catalog_is_https_and_fully_hashed() -> None:
-    assert set(DATASETS) == {"mnist", "fashion", "kmnist"}
+    assert set(DATASETS) == {"mnist", "fashion", "kmnist", "cifar10"}
     for info in DATASETS.values():
         assert info.mirrors and all(m.startswith("https://") and m.endswith("/") for m in info.mirrors)
         assert len(info.class_names) == 10
         for name in info.files.values():
             digest = info.sha256[name]
-            assert len(digest) == 64 and int(digest, 16) >= 0
+            assert len(digest) == {"sha256": 64, "md5": 32}[info.hash_algorithm] and int(digest, 16) >= 0
             assert info.sizes[name] > 0

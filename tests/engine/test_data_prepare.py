@@ -183,7 +183,13 @@ def test_normalization_apply_shapes_and_values() -> None:
     norm.apply(as_tensor)
     assert (as_tensor == 0.75).all()
     with pytest.raises(ValueError):
-        norm.apply(np.zeros((2, 3, 4, 4), np.uint8))
+        norm.apply(np.zeros((2, 2, 4, 4), np.uint8))
+    # colour: channels last as RawDataset keeps it, or already (N, 3, H, W)
+    hwc = np.zeros((2, 4, 5, 3), np.uint8)
+    hwc[..., 1] = 255
+    chw = Normalization().apply(hwc)
+    assert chw.shape == (2, 3, 4, 5) and chw[:, 1].min() == 1.0 and chw[:, 0].max() == 0.0
+    assert norm.apply(np.zeros((2, 3, 4, 4), np.uint8)).shape == (2, 3, 4, 4)
 
 
 def test_normalization_dict_round_trip() -> None:

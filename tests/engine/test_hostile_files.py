@@ -197,7 +197,7 @@ def test_a_label_implying_two_billion_classes_is_an_error(tmp_path):
 
 # Reads that are not of a path the user gave: the app's own files.
 _OWN_FILES = {
-    ("cnnviz/data/download.py", "_sha256"),  # hashes the download it has just written into its cache
+    ("cnnviz/data/download.py", "_digest"),  # hashes the download it has just written into its cache
     ("cnnviz/training/rundir.py", "prepare"),  # writes, then deletes, its own probe file (no read)
 }
 

@@ -114,7 +114,7 @@ def test_open_idx_folder_requests_the_folder(panel, qtbot, tmp_path, monkeypatch
     monkeypatch.setattr(panel, "choose_folder", lambda: str(tmp_path))
     combo = panel.findChild(QComboBox, "datasetCombo")
     with qtbot.waitSignal(panel.dataset_requested, timeout=1000) as blocker:
-        combo.setCurrentIndex(combo.count() - 1)  # "Open IDX folder…"
+        combo.setCurrentIndex(combo.count() - 1)  # "Open data folder…"
     assert blocker.args[1] == str(tmp_path)
     assert combo.currentText().endswith(tmp_path.name)  # the folder is now an item, and selected
     assert panel.recipe().data.data_dir == str(tmp_path)

@@ -352,9 +352,9 @@ class ConvPlayground(QWidget):
                 return None, ""
             i = self.index_spin.value()
             name = session.data.class_names[int(session.data.test.labels[i])]
-            return session.data.test.raw[i].astype(np.float32) / 255.0, f"test #{i} (true {name})"
+            return _gray(session.data.test.raw[i].astype(np.float32) / 255.0, f"test #{i} (true {name})")
         chosen = session.selected_input
-        return (None, "") if chosen is None else (np.asarray(chosen.pixels, np.float32), chosen.label)
+        return (None, "") if chosen is None else _gray(np.asarray(chosen.pixels, np.float32), chosen.label)
 
     def _recompute(self) -> None:
         self._dirty = False
@@ -437,3 +437,10 @@ class ConvPlayground(QWidget):
         self.hover_label.setText(
             f"Output pixel (row {r}, column {c}) = {self._output[r, c]:.3f}, from the {kh} × {kw} input window "
             f"at (row {r * s}, column {c * s}) of the padded input. Hover over the output to move it.")
+
+
+def _gray(pixels: np.ndarray, name: str) -> tuple[np.ndarray, str]:
+    """A colour image (H, W, 3) as its mean over the channels, for the one-channel kernel; gray as it is."""
+    if pixels.ndim == 3:
+        return pixels.mean(axis=2), f"{name}, in gray"
+    return pixels, name

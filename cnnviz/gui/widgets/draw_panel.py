@@ -35,6 +35,8 @@ OVERLAYS = ("None", "Saliency", "Grad-CAM")
 _PREVIEW_SIDE = 168  # 6 screen pixels per MNIST pixel
 _HEAT_LUT = sequential_lut("inferno")[:, :3].astype(np.float32)
 _UNTRAINED = "The model is untrained: predictions are random until you train"
+_COLOUR = ("This model was trained on colour images ({data}). The canvas draws in gray: your drawing is copied "
+           "into the red, green and blue channels, which the model never saw, so its answers mean little.")
 
 
 def _blend_heatmap(pixels: np.ndarray, heat: np.ndarray | None) -> np.ndarray:
@@ -234,6 +236,12 @@ class DrawPanel(QWidget):
         self.untrained_note.setWordWrap(True)
         self.untrained_note.setStyleSheet(
             "QLabel { background: #5a4300; color: #ffe08a; border-radius: 4px; padding: 4px; }")
+        self.colour_note = QLabel()
+        self.colour_note.setObjectName("colourNote")
+        self.colour_note.setWordWrap(True)
+        self.colour_note.setStyleSheet(
+            "QLabel { background: #213a5c; color: #cfe3ff; border-radius: 4px; padding: 4px; }")
+        self.colour_note.hide()
         self.error_note = QLabel()
         self.error_note.setObjectName("predictionError")
         self.error_note.setWordWrap(True)
@@ -248,6 +256,7 @@ class DrawPanel(QWidget):
         right.addSpacing(6)
         right.addWidget(self.headline)
         right.addWidget(self.untrained_note)
+        right.addWidget(self.colour_note)
         right.addWidget(self.error_note)
         right.addWidget(self.bars, 1)
         side = QWidget()
@@ -311,6 +320,10 @@ class DrawPanel(QWidget):
         self._dirty = False
         session = self._session
         self.untrained_note.setVisible(not session.trained)
+        colour = int(session.spec.input_shape[0]) == 3
+        if colour:
+            self.colour_note.setText(_COLOUR.format(data=session.data.name if session.data is not None else "RGB"))
+        self.colour_note.setVisible(colour)
         had = self._pixels is not None
         pixels = None
         self._show_input_size()

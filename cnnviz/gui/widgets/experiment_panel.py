@@ -25,7 +25,7 @@ from cnnviz.presets import PRESETS
 
 _OPEN, _FOLDER = "open-folder", "folder"  # dataset combo keys that are not datasets
 CUSTOM = "custom"  # the preset box entry of a model no preset has (an opened run)
-_TRAIN_SIZES = {"sample": 4000, "mnist": 60000, "fashion": 60000, "kmnist": 60000}  # before validation
+_TRAIN_SIZES = {"sample": 4000, "mnist": 60000, "fashion": 60000, "kmnist": 60000, "cifar10": 50000}  # before validation
 _GORNER = "lr = min + (max - min) * exp(-step / decay), with max the learning rate above"
 
 
@@ -120,7 +120,7 @@ class ExperimentPanel(QWidget):
     the model and then updates the session, whose ``recipe_changed`` refills the form silently.
     """
 
-    dataset_requested = Signal(str, object)  # dataset key, IDX folder or None
+    dataset_requested = Signal(str, object)  # dataset key, data folder (IDX files or class subfolders) or None
     preset_requested = Signal(str)
     model_override_requested = Signal(object, object)  # activation or None, dropout rate or None
     recipe_edited = Signal(object)  # Recipe, valid
@@ -203,9 +203,15 @@ class ExperimentPanel(QWidget):
                                            ("Fashion-MNIST (download, 30 MB)", "fashion")]
         if "kmnist" in DOWNLOADS:
             items.append(("KMNIST (download)", "kmnist"))
-        self.dataset_combo = _combo(items + [("Open IDX folder…", _OPEN)], "The images to train on: the "
+        if "cifar10" in DOWNLOADS:
+            items.append(("CIFAR-10 (colour, download, 170 MB)", "cifar10"))
+        self.dataset_combo = _combo(items + [("Open data folder…", _OPEN)], "The images to train on: the "
                                     "embedded MNIST sample, a dataset downloaded once into the cache, or a "
-                                    "folder holding the four IDX files.", "datasetCombo")
+                                    "folder holding the four IDX files or images (PNG, JPEG, BMP, GIF; gray "
+                                    "or colour) in one subfolder per class: train/<class>/ and test/<class>/, "
+                                    "or <class>/ alone (every 5th image of a class is then a test image). "
+                                    "Images are brought to the most common size, at most 64 pixels a side.",
+                                    "datasetCombo")
         self.subset_check = QCheckBox("Use", toolTip="Train on a stratified subset (the same share of every "
                                       "class) to see how a model copes with little data.")
         self.subset_spin = _spin(*_bounds("data.train_subset"), "How many training examples to keep.", step=500)
@@ -349,7 +355,7 @@ class ExperimentPanel(QWidget):
         self._sync()
 
     def set_dataset(self, dataset: str, data_dir: str | os.PathLike[str] | None = None) -> None:
-        """Show `dataset` (or the IDX folder `data_dir`) as chosen without emitting."""
+        """Show `dataset` (or the data folder `data_dir`) as chosen without emitting."""
         with self._quiet():
             self._fill_dataset(dataset, data_dir)
         self._check()
@@ -373,9 +379,10 @@ class ExperimentPanel(QWidget):
         self._sync()
 
     def choose_folder(self) -> str | None:
-        """Ask for a folder of IDX files; None when cancelled."""
+        """Ask for a data folder (IDX files, or images in class subfolders); None when cancelled."""
         start = self._folder or os.path.expanduser("~")
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of IDX files", start)
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a data folder: four IDX files, or images in class subfolders", start)
         return folder or None
 
     # -- reacting to edits -----------------------------------------------------------------------------
@@ -458,7 +465,7 @@ class ExperimentPanel(QWidget):
             text = f"Folder: {os.path.basename(self._folder.rstrip(os.sep)) or self._folder}"
             i = combo.findData(_FOLDER)
             if i < 0:
-                i = combo.count() - 1  # just above "Open IDX folder…"
+                i = combo.count() - 1  # just above "Open data folder…"
                 combo.insertItem(i, text, _FOLDER)
             combo.setItemText(i, text)
             combo.setItemData(i, self._folder, Qt.ItemDataRole.ToolTipRole)

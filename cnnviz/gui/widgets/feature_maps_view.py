@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.widgets.colormaps import lut_for
+from cnnviz.gui.widgets.image_gallery import to_qimage
 from cnnviz.gui.widgets.mosaic_canvas import LayerPanel, LayerStack, MosaicCanvas, gap_labels
 from cnnviz.inspect.activations import LayerActivation, feature_maps
 from cnnviz.inspect.mosaic import Mosaic, activation_mosaic
@@ -34,8 +35,9 @@ _EMPTY = "Load data or draw a digit to see what every layer of the network makes
 
 
 def layer_title(act: LayerActivation) -> str:
-    """``"conv2_relu  8 x 14 x 14"``: the layer's name and output shape."""
-    return f"{act.name}  {' x '.join(str(d) for d in act.shape)}"
+    """``"conv2_relu  8 x 14 x 14"``: the layer's name and output shape (a colour input: its channels)."""
+    colour = "  (red, green, blue)" if act.kind == "Input" and len(act.shape) == 3 and act.shape[0] == 3 else ""
+    return f"{act.name}  {' x '.join(str(d) for d in act.shape)}{colour}"
 
 
 class FeatureMapsView(QWidget):
@@ -186,9 +188,8 @@ class FeatureMapsView(QWidget):
             self._input_label.setText("No input")
             self._input_note.setText("")
             return
-        gray = np.ascontiguousarray(np.clip(image.pixels * 255.0, 0, 255).astype(np.uint8))
-        qimage = QImage(gray.data, gray.shape[1], gray.shape[0], gray.strides[0], QImage.Format.Format_Grayscale8)
-        self._thumb.setPixmap(QPixmap.fromImage(qimage.copy()).scaled(
+        qimage = to_qimage(np.clip(image.pixels * 255.0, 0, 255).astype(np.uint8))  # gray, or RGB in colour
+        self._thumb.setPixmap(QPixmap.fromImage(qimage).scaled(
             _THUMB, _THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
         self._input_label.setText(image.label)
         if image.source == "drawing":

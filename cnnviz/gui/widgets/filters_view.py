@@ -1,7 +1,8 @@
 """The convolution filters of the model, how much each moved during the last epoch, and one enlarged.
 
 Each conv layer is ONE image (:func:`filter_mosaic`), blue for negative weights, white for zero and red
-for positive, on one symmetric scale per layer. Under it a bar per filter shows its relative change
+for positive, on one symmetric scale per layer; a colour model's first layer is drawn in colour instead
+(:func:`rgb_filter_mosaic`: a filter's red, green and blue weights as its red, green and blue). Under it a bar per filter shows its relative change
 over the last epoch. Redraws are coalesced to at most 5 per second and skipped while hidden.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ from cnnviz.gui.widgets.mosaic_canvas import (
     MosaicCanvas,
     gap_labels,
 )
-from cnnviz.inspect.filters import conv_weights, filter_change, filter_mosaic
+from cnnviz.inspect.filters import conv_weights, filter_change, filter_mosaic, rgb_filter_mosaic
 from cnnviz.inspect.mosaic import Mosaic
 
 _DELAY_MS = 200  # weights arrive at ~5 Hz while training: redraw at most 5 times a second
@@ -270,11 +271,19 @@ class FiltersView(QWidget):
         lut = diverging_lut()
         self._shown = self._shown_changes()
         frozen = self.session.frozen_filters()
-        for name, w in layers:
-            mosaic = filter_mosaic(w)
+        for position, (name, w) in enumerate(layers):
             panel = self._panels[name]
-            panel.canvas.set_mosaic(mosaic, lut, _LEVELS, self._mask(w))
-            panel.note.setText(f"scale ±{mosaic.scale:.3g} (blue < 0 < red); click a filter to enlarge it")
+            if position == 0 and self._colour_input(w):
+                mosaic, rgb = rgb_filter_mosaic(w)
+                panel.canvas.set_rgb(mosaic, rgb, self._mask(w, rgb=True))
+                panel.note.setText(f"RGB: weights on red, green, blue (grey = 0, ±{mosaic.scale:.3g})")
+                panel.note.setToolTip(f"In colour: each filter's weights on the red, green and blue inputs as its red, "
+                                      f"green and blue (grey = 0, full colour = ±{mosaic.scale:.3g}). Click a filter "
+                                      "to see each channel's kernel.")
+            else:
+                mosaic = filter_mosaic(w)
+                panel.canvas.set_mosaic(mosaic, lut, _LEVELS, self._mask(w))
+                panel.note.setText(f"scale ±{mosaic.scale:.3g} (blue < 0 < red); click a filter to enlarge it")
             self._weights[name], self._mosaics[name] = w, mosaic
             panel.extra.set_values(*self._change_text(name))
             panel.canvas.mark_tiles([i for layer, i in frozen if layer == name])
@@ -312,10 +321,17 @@ class FiltersView(QWidget):
             self._stack.add_panel(panel)
             self._panels[name] = panel
 
-    def _mask(self, w: np.ndarray) -> np.ndarray:
-        if w.shape not in self._masks:
-            self._masks[w.shape] = gap_labels(filter_mosaic(np.ones(w.shape, np.float32)))
-        return self._masks[w.shape]
+    def _mask(self, w: np.ndarray, rgb: bool = False) -> np.ndarray:
+        key = (rgb, w.shape)
+        if key not in self._masks:
+            ones = np.ones(w.shape, np.float32)
+            self._masks[key] = gap_labels(rgb_filter_mosaic(ones)[0] if rgb else filter_mosaic(ones))
+        return self._masks[key]
+
+    def _colour_input(self, w: np.ndarray) -> bool:
+        """Whether ``w`` (the first conv layer's weights) sees the red, green and blue of a colour image."""
+        shape = getattr(self.session.spec, "input_shape", (1,))
+        return w.shape[1] == 3 and int(shape[0]) == 3
 
     def _describe(self, name: str, index: int) -> str:
         w = self._weights[name][index]

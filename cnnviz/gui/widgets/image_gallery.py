@@ -19,11 +19,19 @@ INDEX_ROLE = Qt.ItemDataRole.UserRole  # the test-set index of an item
 CORRECT_ROLE = Qt.ItemDataRole.UserRole + 1  # True when the prediction is right
 
 
-def thumbnail(pixels: np.ndarray, scale: int) -> QPixmap:
-    """A (H, W) uint8 image as a pixmap scaled by ``scale`` with nearest-neighbour sampling."""
+def to_qimage(pixels: np.ndarray) -> QImage:
+    """A (H, W) grayscale or (H, W, 3) RGB uint8 image as a QImage that owns its pixels."""
     a = np.ascontiguousarray(pixels, dtype=np.uint8)
-    h, w = a.shape
-    img = QImage(a.data, w, h, w, QImage.Format.Format_Grayscale8).copy()  # copy: `a` dies with this call
+    h, w = a.shape[:2]
+    if a.ndim == 3:
+        return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()  # copy: `a` dies with this call
+    return QImage(a.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+
+
+def thumbnail(pixels: np.ndarray, scale: int) -> QPixmap:
+    """A (H, W) or (H, W, 3) uint8 image as a pixmap scaled by ``scale`` with nearest-neighbour sampling."""
+    img = to_qimage(pixels)
+    w, h = img.width(), img.height()
     return QPixmap.fromImage(img.scaled(w * scale, h * scale, Qt.AspectRatioMode.IgnoreAspectRatio,
                                         Qt.TransformationMode.FastTransformation))
 
@@ -94,7 +102,7 @@ class ImageGallery(QWidget):
 
         Parameters
         ----------
-        raw : (N, H, W) uint8
+        raw : (N, H, W) uint8, or (N, H, W, 3) in colour
             All test images; ``indices`` index into it, and into ``labels``/``predicted``.
         probabilities : (N, C), optional
             When given, each label also shows the confidence in the predicted class ("9 (4) 97%").

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.gui.widgets.colormaps import TILE_BACKGROUND
-from cnnviz.inspect.colormap import paint_mosaic
+from cnnviz.inspect.colormap import paint_mosaic, paint_rgb
 from cnnviz.inspect.mosaic import DATA, GAP, INNER, Mosaic, gap_labels  # noqa: F401 (the views import them here)
 
 
@@ -74,6 +74,16 @@ class MosaicCanvas(pg.GraphicsView):
                    gaps: np.ndarray | None = None) -> None:
         """Show ``mosaic.image`` coloured by ``lut`` over ``levels``; ``gaps`` from :func:`gap_labels`."""
         rgba = paint_mosaic(mosaic.image, lut, levels, gaps)
+        resized = self._mosaic is None or self._mosaic.image.shape != mosaic.image.shape
+        self._mosaic = mosaic
+        self.image_item.setImage(rgba, autoLevels=False, levels=None)
+        if resized:
+            self._apply_zoom()
+
+    def set_rgb(self, mosaic: Mosaic, rgb: np.ndarray, gaps: np.ndarray | None = None) -> None:
+        """Show the (H, W, 3) colour image ``rgb`` in [0, 1] laid out as ``mosaic``, its padding near black
+        (grey means 0 in an RGB filter, so a grey gap would melt into the tiles)."""
+        rgba = paint_rgb(rgb, gaps)
         resized = self._mosaic is None or self._mosaic.image.shape != mosaic.image.shape
         self._mosaic = mosaic
         self.image_item.setImage(rgba, autoLevels=False, levels=None)
