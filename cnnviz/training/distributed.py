@@ -172,12 +172,15 @@ def launch(nproc: int, argv: list[str]) -> int:
     """Run ``python -m cnnviz ARGV`` in `nproc` processes on this machine, as ``torchrun --standalone
     --nproc_per_node N`` would (torch.distributed.elastic's launcher, a free port on 127.0.0.1), and return rank 0's
     exit code (or the first failed process's). Each process gets ``cores / nproc`` threads unless OMP_NUM_THREADS
-    says otherwise. Ctrl+C reaches the processes; this one waits for them."""
+    says otherwise. Ctrl+C is handed on to the processes, which stop together at their next check (rank 0 saves
+    the run); this one waits for them (30 s at most) and returns 130."""
     import uuid
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    saved = dict(os.environ)  # the launcher hands this process's environment on to the workers
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
@@ -190,6 +193,11 @@ def launch(nproc: int, argv: list[str]) -> int:
         failures = exc.failures
         first = failures.get(0) or failures[min(failures)]
         return first.exitcode if first.exitcode > 0 else 128 - first.exitcode  # -N: killed by signal N
+    except SignalException as exc:  # Ctrl+C (or a kill): the launcher handed it on to the processes and waited
+        return 128 + int(exc.sigval)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     return 0
 
 
