@@ -5,7 +5,8 @@
 Each round runs, in fresh processes and in a rotating order, the real CLI with the same preset and seed:
   (1x2) `cnnviz train --preset P --data-dir D --epochs E --threads 2 --json`: one process, two threads;
   (2x1) the same with `--nproc 2 --threads 1`: two processes (DistributedDataParallel over gloo), one thread
-        each, each on its half of every epoch, the same global batch.
+        each, each on its half of every epoch, the same global batch;
+  (1x1) one process, one thread (what each DDP process has).
 It prints each run's wall time (the command, start-up included), the trainer's images/s (its own clock: the
 epochs, the evaluations after them included) and the final test accuracy, then the medians and the ratio.
 
@@ -23,7 +24,7 @@ import time
 
 from bench_common import ROOT, load_average, load_note, median
 
-VARIANTS = {"1x2": ["--threads", "2"], "2x1": ["--nproc", "2", "--threads", "1"]}
+VARIANTS = {"1x2": ["--threads", "2"], "2x1": ["--nproc", "2", "--threads", "1"], "1x1": ["--threads", "1"]}
 
 # Measured 2026-12-03 on the 2-core development machine (other engineers' work competing: see the load notes).
 FIGURES = """
@@ -53,10 +54,11 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="some of " + ", ".join(VARIANTS))
     args = parser.parse_args()
     before = load_average()
-    results: dict[str, list[dict]] = {name: [] for name in VARIANTS}
-    names = list(VARIANTS)
+    names = args.variants.split(",")
+    results: dict[str, list[dict]] = {name: [] for name in names}
     for r in range(args.rounds):
         for name in names[r % 2:] + names[:r % 2]:
             result = run(args.preset, args.data_dir, args.epochs, args.seed, VARIANTS[name])
@@ -69,9 +71,10 @@ def main() -> int:
         print(f"  {name}: {median([r['wall'] for r in rows]):.1f} s wall, "
               f"{median([r['images_per_second'] for r in rows]):,.0f} img/s, test accuracy "
               f"{median([r['test_accuracy'] for r in rows]) * 100:.2f}%")
-    ratio = median([r["images_per_second"] for r in results["2x1"]]) / \
-        median([r["images_per_second"] for r in results["1x2"]])
-    print(f"  2 processes x 1 thread / 1 process x 2 threads: {ratio:.2f}x images/s")
+    rate = {name: median([r["images_per_second"] for r in rows]) for name, rows in results.items()}
+    for other in ("1x2", "1x1"):
+        if "2x1" in rate and other in rate:
+            print(f"  2 processes x 1 thread / {other}: {rate['2x1'] / rate[other]:.2f}x images/s")
     print(f"  {load_note(before)}")
     return 0
 

@@ -176,7 +176,7 @@ class Trainer:
         self._polled_rate, self._images_done, self._images_polled = _Rate(), 0, 0
         status, error = FINISHED, None
         self._parked = False
-        if self._train_model is None:  # (with several processes: they all get here, and DDP starts in step)
+        if self._train_model is None:  # (DDP starts with a collective: every process gets here)
             self._train_model = self._training_module()
         self._ledger = StepLedger(self.world_size) if self.check_every is not None else None
         self._first_bad = None

@@ -193,3 +193,37 @@ def test_nproc_refuses_a_batch_that_does_not_split_before_starting_anything(tmp_
         "error: batch size 33 does not split evenly over 2 processes (each trains on batch size / processes); "
         "choose a multiple of 2"]
     assert not (tmp_path / "run").exists()
+
+
+def _cnnviz(*argv, cwd, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "cnnviz", *argv], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+@pytest.mark.slow  # ~10 s: three processes start
+def test_two_processes_fail_together_on_a_divergence_and_rank_0_alone_says_it(tmp_path):
+    out = tmp_path / "run"
+    done = _cnnviz("train", "--preset", "cntk-conv", "--subset", "512", "--epochs", "1", "--lr", "100",
+                   "--out", str(out), "--nproc", "2", cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: the loss became") and "training diverged" in lines[0]
+    assert "Nothing was saved." in lines[0] and not out.exists()  # it failed before any good progress
+
+
+@pytest.mark.slow  # ~20 s: two runs of three processes
+def test_a_run_of_two_processes_resumes_with_two_processes(tmp_path):
+    out = tmp_path / "run"
+    first = _cnnviz("train", "--preset", "cntk-conv", "--subset", "256", "--epochs", "1", "--batch-size", "32",
+                    "--out", str(out), "--json", "--nproc", "2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = _cnnviz("train", "--out", str(out), "--resume", "--epochs", "2", "--json", "--nproc", "2", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["epochs"] == 2 and summary["steps"] == 16 and summary["world_size"] == 2
+    assert len((out / "steps.csv").read_text().splitlines()) == 1 + 16
+    refused = _cnnviz("train", "--out", str(out), "--json", "--nproc", "2", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        f"error: {out} already holds a run; pass --overwrite to replace it, --resume to continue it, or choose "
+        "another --out folder"]
