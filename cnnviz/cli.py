@@ -190,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        from cnnviz.training.distributed import is_secondary_process
+
+        if not is_secondary_process():  # (one of several training processes: rank 0 says it)
+            print("error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `cnnviz presets | head`: the reader went away; end quietly, as Unix tools do
         _silence_stdout()

@@ -205,8 +205,9 @@ def _quiet_elastic_logs() -> None:
     """The launcher's own log lines (rendezvous, worker groups) are for torchrun's users, not ours."""
     import logging
 
-    for name in ("torch.distributed.elastic", "torch.distributed.launcher"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in list(logging.root.manager.loggerDict):  # each module's logger has its own level (LOGLEVEL)
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def without_option(argv: list[str], name: str) -> list[str]:

@@ -204,8 +204,8 @@ def _cnnviz(*argv, cwd, timeout=300):
 @pytest.mark.slow  # ~10 s: three processes start
 def test_two_processes_fail_together_on_a_divergence_and_rank_0_alone_says_it(tmp_path):
     out = tmp_path / "run"
-    done = _cnnviz("train", "--preset", "cntk-conv", "--subset", "512", "--epochs", "1", "--lr", "100",
-                   "--out", str(out), "--nproc", "2", cwd=tmp_path)
+    done = _cnnviz("train", "--preset", "gorner", "--subset", "1000", "--epochs", "1", "--lr", "100",
+                   "--batch-size", "50", "--out", str(out), "--nproc", "2", cwd=tmp_path)  # (test_training's)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith("error: the loss became") and "training diverged" in lines[0]
