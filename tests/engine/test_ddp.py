@@ -120,6 +120,14 @@ def test_the_precision_option_trains_on_the_cpu(data, precision):
     assert trainer.fit().status == FINISHED and np.isfinite(trainer.history.step_loss).all()
 
 
+@pytest.mark.slow  # importing torch.compile's machinery alone takes 10-25 s here
+def test_the_compile_option_wraps_the_model_for_the_loop_only(data):
+    trainer = Trainer(TINY, _recipe(compile=True), data)
+    compiled = trainer._training_module()  # (torch.compile is lazy: nothing compiles until the first step)
+    assert compiled is not trainer.model and getattr(compiled, "_orig_mod", None) is trainer.model
+    assert Trainer(TINY, _recipe(), data)._training_module() is not None
+
+
 # -- two gloo processes ----------------------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
