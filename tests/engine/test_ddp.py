@@ -192,15 +192,23 @@ def test_cnnviz_train_nproc_2_writes_the_run_once(tmp_path):
     assert list(tmp_path.iterdir()) == [out]  # the other rank wrote nothing anywhere
 
 
-def test_nproc_refuses_a_batch_that_does_not_split_before_starting_anything(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "cnnviz", "train", "--preset", "cntk-conv", "--batch-size", "33",
-                           "--nproc", "2", "--out", str(tmp_path / "run")], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+def test_nproc_refuses_a_batch_that_does_not_split_before_starting_anything(tmp_path, capsys):
+    from cnnviz.cli import main
+
+    code = main(["train", "--preset", "cntk-conv", "--batch-size", "33", "--nproc", "2", "--out", str(tmp_path / "run")])
+    assert code == 2 and capsys.readouterr().err.strip().splitlines() == [
         "error: batch size 33 does not split evenly over 2 processes (each trains on batch size / processes); "
         "choose a multiple of 2"]
     assert not (tmp_path / "run").exists()
+    assert main(["train", "--nproc", "0"]) == 2 and "--nproc must be between 1 and 1024, got 0" in capsys.readouterr().err
+
+
+def test_nproc_1_just_trains_in_this_process(capsys):
+    from cnnviz.cli import main
+
+    assert main(["train", "--preset", "cntk-conv", "--subset", "128", "--epochs", "1", "--nproc", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["world_size"] == 1 and summary["steps"] == 2 and summary["status"] == "finished"
 
 
 def _cnnviz(*argv, cwd, timeout=300):
