@@ -441,8 +441,9 @@ class _stop_on_ctrl_c:
     def _handle(self, signum, frame) -> None:
         if self.trainer.control.stop_requested:
             raise KeyboardInterrupt
-        if not self.quiet:  # (several processes stop together at their next check)
-            print("\nstopping after this batch (Ctrl+C again to interrupt at once)", file=sys.stderr)
+        if not self.quiet:  # (several processes stop together, at their next check)
+            when = "at the next check" if getattr(self.trainer, "world_size", 1) > 1 else "after this batch"
+            print(f"\nstopping {when} (Ctrl+C again to interrupt at once)", file=sys.stderr)
         self.trainer.request_stop()
 
     def __exit__(self, *exc) -> None:
