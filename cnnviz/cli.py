@@ -70,7 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=int, help="train on a stratified subset of N examples")
     p.add_argument("--max-steps", type=int, help="stop when the run has done this many batches in all")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to train (default auto)")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's, every core)")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's, every core; with --nproc N, "
+                   "cores / N in each process)")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train with N processes on this machine (DistributedDataParallel started as torchrun "
+                        "does: gloo on CPUs, NCCL with one GPU each); --batch-size stays the global batch, split "
+                        "evenly (it must divide by N); rank 0 alone writes --out and prints. Several machines: "
+                        "torchrun --nnodes ... -m cnnviz train ...")
+    p.add_argument("--check-every", type=int, metavar="K",
+                   help="read the losses back and check for divergence every K steps instead of every step (no "
+                        "host sync a step; a divergence goes back to the last good state as ever); default: every "
+                        "step on one CPU process, 32 on a GPU or with several processes")
+    p.add_argument("--precision", choices=["fp32", "bf16"], help="bf16: the forward pass under bfloat16 autocast "
+                   "(GPUs with bf16; default fp32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model for training (a GPU's fast "
+                   "path; the first steps wait for the compiler)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end instead of text")
 
     p = sub.add_parser("evaluate", help="evaluate a saved run on its test set")
@@ -171,19 +185,24 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(_open_shorthand(argv))
-        args.own_process = own_process
+        args.own_process, args.argv = own_process, argv
         if args.command is None:
             from cnnviz.app import run_app
 
             return run_app(data_dir=_absolute(args.window_data_dir))
         return COMMANDS[args.command](args)
     except CnnvizError as exc:
+        if getattr(exc, "quiet", False):  # another training process said it (see training/distributed.py)
+            return EXIT_USER_ERROR
         if debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        from cnnviz.training.distributed import is_secondary_process
+
+        if not is_secondary_process():  # (one of several training processes: rank 0 says it)
+            print("error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `cnnviz presets | head`: the reader went away; end quietly, as Unix tools do
         _silence_stdout()
@@ -233,67 +252,107 @@ def cmd_presets(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from cnnviz.training import distributed
+
+    world = distributed.environment_world_size()  # > 1: this is one of several processes torchrun started
+    try:  # the options are checked before anything is created (the same in every process: rank 0 says it)
+        if args.resume and not args.out:
+            raise CnnvizError("--resume continues the run in a folder: give it with --out RUN")
+        if args.overwrite and not args.out:
+            raise CnnvizError("--overwrite replaces the run in --out: give the folder with --out RUN")
+        if args.nproc is not None and not 1 <= args.nproc <= 1024:
+            raise CnnvizError(f"--nproc must be between 1 and 1024, got {args.nproc}")
+        budget = _timeline_budget(args.timeline_mb)
+        if not args.resume:
+            name, spec, recipe = _new_run_setup(args)
+            distributed.local_batch_size(recipe.train.batch_size, args.nproc or world)
+    except CnnvizError as exc:
+        if distributed.is_secondary_process():
+            raise distributed.PeerFailed(str(exc)) from None
+        raise
+    if args.nproc is not None and args.nproc > 1 and world == 1:  # start the processes: each runs this again
+        return distributed.launch(args.nproc, distributed.without_option(args.argv, "--nproc"))
+    group = distributed.start(args.device or "auto" if args.resume else recipe.train.device)
+    try:
+        return _train(args, group, budget, *(() if args.resume else (name, spec, recipe)))
+    finally:
+        if group is not None:
+            group.close()
+
+
+def _train(args, group, budget, name=None, spec=None, recipe=None) -> int:
+    """`cnnviz train` in this process: alone (`group` None) or as one of several (rank 0 writes and prints)."""
+    import contextlib
+
     from cnnviz.data.prepare import load_data
     from cnnviz.models import spec_for_data
     from cnnviz.training.process_tuning import tune_for_training
     from cnnviz.training.rundir import RunFolder
 
-    if args.resume and not args.out:
-        raise CnnvizError("--resume continues the run in a folder: give it with --out RUN")
-    if args.overwrite and not args.out:
-        raise CnnvizError("--overwrite replaces the run in --out: give the folder with --out RUN")
-    budget = _timeline_budget(args.timeline_mb)
-    run = RunFolder(args.out) if args.out else None
+    main = group is None or group.is_main
+    run = RunFolder(args.out) if args.out else None  # the other ranks only read it (--resume)
+    writes = run is not None and main
     existed = run is not None and run.path.exists()
-    if run is None or not args.resume:
-        name, spec, recipe = _new_run_setup(args)  # options are checked before anything is created
-    if run is not None:
-        run.prepare().acquire()  # created, writable and ours, before any work; refused while another trains
+    recorder = None
     try:
-        if run is not None and args.resume:
-            name, spec, recipe, checkpoint = _resume_setup(args, run)
-        elif run is not None and run.holds_run() and not args.overwrite:
-            raise CnnvizError(f"{run.path} already holds a run; pass --overwrite to replace it, --resume to "
-                              "continue it, or choose another --out folder")
-        progress = _Progress(enabled=not args.json)
-        data = load_data(recipe.data, progress=progress.download, fallback=False)
-        if data.notice:
-            print(f"note: {data.notice}", file=sys.stderr)
-        if not args.resume:  # the model's input shape and class count come from the data
-            spec = spec_for_data(spec, data, what=f"{'model' if args.model else 'preset'} '{name}'")
-        callbacks = [progress]
-        if run is not None:  # writes the run folder as it trains (the timeline, unless --no-timeline)
-            from cnnviz.timeline.recorder import RunRecorder
+        with group.together() if group is not None else contextlib.nullcontext():
+            if writes:  # created, writable and ours, before any work; refused while another trains
+                run.prepare().acquire()
+            if run is not None and args.resume:
+                name, spec, recipe, checkpoint = _resume_setup(args, run)
+                if group is not None:
+                    from cnnviz.training.distributed import local_batch_size
 
-            recorder = RunRecorder(run.path, name, timeline=not args.no_timeline, budget_bytes=budget,
-                                   staging=run.holds_run() and not args.resume,
-                                   on_notice=lambda text: print(f"note: {text}", file=sys.stderr))
-            callbacks.append(recorder)
-        trainer = _make_trainer(spec, recipe, data, callbacks, checkpoint if args.resume else None)
+                    local_batch_size(recipe.train.batch_size, group.world_size)
+            elif writes and run.holds_run() and not args.overwrite:
+                raise CnnvizError(f"{run.path} already holds a run; pass --overwrite to replace it, --resume to "
+                                  "continue it, or choose another --out folder")
+            progress = _Progress(enabled=not args.json and main)
+            data = load_data(recipe.data, progress=progress.download, fallback=False)
+            if data.notice and main:
+                print(f"note: {data.notice}", file=sys.stderr)
+            if not args.resume:  # the model's input shape and class count come from the data
+                spec = spec_for_data(spec, data, what=f"{'model' if args.model else 'preset'} '{name}'")
+            callbacks = [progress]
+            if writes:  # writes the run folder as it trains (the timeline, unless --no-timeline)
+                from cnnviz.timeline.recorder import RunRecorder
+
+                recorder = RunRecorder(run.path, name, timeline=not args.no_timeline, budget_bytes=budget,
+                                       staging=run.holds_run() and not args.resume,
+                                       on_notice=lambda text: print(f"note: {text}", file=sys.stderr))
+                callbacks.append(recorder)
+            trainer = _make_trainer(spec, recipe, data, callbacks, checkpoint if args.resume else None, group)
         if args.own_process:
             tune_for_training()  # the `cnnviz train` process only trains from here on
-        with _stop_on_ctrl_c(trainer):
+        with _stop_on_ctrl_c(trainer, quiet=not main):
             result = trainer.fit()
         progress.finish()
         summary = _summary(name, trainer, result)
-        if run is not None and recorder.timeline:  # what recording took of the training thread's time
+        if recorder is not None and recorder.timeline:  # what recording took of the training thread's time
             summary["recording_seconds"] = round(recorder.recording_seconds, 3)
-        saved = _outcome(run, recorder, trainer, result, summary) if run is not None else None
-        if run is not None:
+        saved = _outcome(run, recorder, trainer, result, summary) if recorder is not None else None
+        if recorder is not None:
             run.worthless = getattr(recorder, "worthless", False)
     finally:
-        if run is not None:
+        if writes:
             run.release()
             if not existed and saved_nothing(run):
                 shutil.rmtree(run.path, ignore_errors=True)  # we made it and nothing of worth went in
     if result.error:
+        if not main:  # the processes failed together (they agree on a divergence); rank 0 says it
+            from cnnviz.training.distributed import PeerFailed
+
+            raise PeerFailed(result.error)
         raise CnnvizError(result.error + (f" {saved}" if saved else ""))
+    if not main:
+        return 0
     if args.json:
         print(json.dumps(summary))
     else:
         _print_evaluation(result.evaluation, data.class_names)
+        workers = f" on {trainer.world_size} processes" if trainer.world_size > 1 else ""
         print(f"{result.status}: {result.epochs_completed} epochs, {result.steps} steps in {result.seconds:.1f} s "
-              f"({result.images_per_second:,.0f} images/s)" + (f"; {saved}" if saved else ""))
+              f"({result.images_per_second:,.0f} images/s{workers})" + (f"; {saved}" if saved else ""))
     return 0
 
 
@@ -359,27 +418,29 @@ def _recipe_changes(args) -> dict:
     changes = {}
     for key, value in (("train__epochs", args.epochs), ("train__batch_size", args.batch_size),
                        ("optimizer__lr", args.lr), ("train__max_steps", args.max_steps),
-                       ("train__device", args.device), ("train__threads", args.threads)):
+                       ("train__device", args.device), ("train__threads", args.threads),
+                       ("train__check_every", args.check_every), ("train__precision", args.precision),
+                       ("train__compile", args.compile or None)):
         if value is not None:
             changes[key] = value
     return changes
 
 
-def _make_trainer(spec, recipe, data, callbacks, checkpoint):
+def _make_trainer(spec, recipe, data, callbacks, checkpoint, group=None):
     from cnnviz.training.checkpoint import resume_trainer
     from cnnviz.training.trainer import Trainer
 
     if checkpoint is not None:
-        return resume_trainer(checkpoint, data, callbacks, recipe=recipe)
-    return Trainer(spec, recipe, data, callbacks=callbacks)
+        return resume_trainer(checkpoint, data, callbacks, recipe=recipe, distributed=group)
+    return Trainer(spec, recipe, data, callbacks=callbacks, distributed=group)
 
 
 class _stop_on_ctrl_c:
     """The first Ctrl+C stops the run cleanly at the next batch (so it is saved and can be resumed); a
     second one interrupts at once."""
 
-    def __init__(self, trainer) -> None:
-        self.trainer, self.previous = trainer, None
+    def __init__(self, trainer, quiet: bool = False) -> None:
+        self.trainer, self.previous, self.quiet = trainer, None, quiet
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -389,7 +450,9 @@ class _stop_on_ctrl_c:
     def _handle(self, signum, frame) -> None:
         if self.trainer.control.stop_requested:
             raise KeyboardInterrupt
-        print("\nstopping after this batch (Ctrl+C again to interrupt at once)", file=sys.stderr)
+        if not self.quiet:  # (several processes stop together, at their next check)
+            when = "at the next check" if getattr(self.trainer, "world_size", 1) > 1 else "after this batch"
+            print(f"\nstopping {when} (Ctrl+C again to interrupt at once)", file=sys.stderr)
         self.trainer.request_stop()
 
     def __exit__(self, *exc) -> None:

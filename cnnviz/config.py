@@ -19,6 +19,7 @@ NORMALIZATIONS = ("scale", "standardize")
 OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop")
 SCHEDULES = ("constant", "step", "exponential", "gorner")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16")
 
 
 # Every numeric setting declares its range beside it (``ranged(default, low, high)``); `validate()`
@@ -100,10 +101,17 @@ class TrainConfig:
     # stop after this many batches in all (quick looks, tests); None: no limit
     max_steps: int | None = ranged(None, 1, 1_000_000_000, label="max steps")
     evaluate_test: bool = True  # evaluate the test set at every epoch end
+    # read the losses back and check for divergence every this many steps, not after every step (a bad step
+    # then rolls the run back to its last good state); None: every step on one CPU process, 32 on a GPU or
+    # with several processes (see Trainer.check_every)
+    check_every: int | None = ranged(None, 1, 100_000, label="divergence check interval")
+    precision: str = "fp32"  # "bf16": the forward pass under bfloat16 autocast (for GPUs that have it)
+    compile: bool = False  # torch.compile the model for training (a GPU's fast path; slow to start)
 
     def validate(self) -> None:
         check_instance(self, ConfigError, "train")
         _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
         check_ranges(self, ConfigError)
 
 

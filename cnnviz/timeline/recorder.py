@@ -326,7 +326,9 @@ class RunRecorder(Callback):
             "spec": trainer.spec.to_dict(), "recipe": trainer.recipe.to_dict(),
             "class_names": list(trainer.data.class_names), "normalization": trainer.data.normalization.to_dict(),
             "device": trainer.device.type, "threads": torch.get_num_threads(),
-            "exact": trainer.device.type == "cpu",  # GPU kernels are not deterministic: shown from keyframes
+            # GPU kernels are not deterministic, nor is one process's replay of several processes' sums: shown
+            # from keyframes
+            "exact": trainer.device.type == "cpu" and getattr(trainer, "world_size", 1) == 1,
             "timeline": self.timeline, "budget_bytes": self.budget, "batches_per_epoch": trainer.batches_per_epoch(),
             "versions": {"cnnviz": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),

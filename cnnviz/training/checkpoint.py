@@ -333,11 +333,13 @@ def _check_weights_match(spec: ModelSpec, state: dict[str, torch.Tensor]) -> Non
             raise CheckpointError(f"the weights contain NaN or infinite values ({key})")
 
 
-def resume_trainer(checkpoint: Checkpoint, data: PreparedData, callbacks=(), recipe: Recipe | None = None):
-    """A Trainer that continues `checkpoint` where it stopped (optionally with a longer recipe)."""
+def resume_trainer(checkpoint: Checkpoint, data: PreparedData, callbacks=(), recipe: Recipe | None = None,
+                   distributed=None):
+    """A Trainer that continues `checkpoint` where it stopped (optionally with a longer recipe; `distributed`: as
+    one of several processes, see Trainer)."""
     from cnnviz.training.trainer import Trainer
 
-    trainer = Trainer(checkpoint.spec, recipe or checkpoint.recipe, data, callbacks)
+    trainer = Trainer(checkpoint.spec, recipe or checkpoint.recipe, data, callbacks, distributed=distributed)
     trainer.model.load_state_dict(checkpoint.model_state)
     if checkpoint.optimizer_state is not None:
         _check_optimizer_fits(trainer.optimizer, checkpoint.optimizer_state)

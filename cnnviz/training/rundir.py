@@ -182,6 +182,7 @@ def run_summary(name: str, trainer, result=None) -> dict:
         "epochs": trainer.epoch, "steps": trainer.step_count, "status": str(result.status) if result else "running",
         "dataset": trainer.data.name, "test_accuracy": evaluation.accuracy if evaluation is not None else None,
         "input_shape": list(trainer.spec.input_shape),  # (C, H, W) of the data's images
+        "world_size": getattr(trainer, "world_size", 1),  # the processes that trained it together (DDP)
     }
     if result is not None:
         summary.update(seconds=round(result.seconds, 3), images_per_second=round(result.images_per_second, 1),

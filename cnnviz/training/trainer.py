@@ -1,6 +1,7 @@
 """The training loop. It knows nothing of its consumers: everything else arrives as callbacks."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import heapq
@@ -20,7 +21,9 @@ from cnnviz.errors import CnnvizError, ConfigError, SpecError, TrainingError
 from cnnviz.models import ModelSpec, build_model, input_mismatch
 from cnnviz.training.callbacks import HOOKS, bound_hooks
 from cnnviz.training.control import RunControl
+from cnnviz.training.distributed import local_batch_size, rank_seed, shard, shard_length
 from cnnviz.training.history import History
+from cnnviz.training.ledger import StepLedger
 from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, RUNNING, STOPPED, EpochMetrics, Evaluation,
                                       FitResult, StepMetrics, WeightsSnapshot)
 from cnnviz.training.optim import learning_rate, make_optimizer, set_learning_rate
@@ -35,6 +38,9 @@ DIVERGED_LOSS = 1000.0
 # _ACCURACY_BYTES of logits and labels, are counted in one numpy pass.
 _ACCURACY_BATCH = 128
 _ACCURACY_BYTES = 4 << 20
+# Steps between two reads of the losses where no sync a step is wanted (a GPU, several processes): the check for
+# divergence comes at most this many steps late, and the run then goes back to its last good state as it would.
+DEFERRED_CHECK_EVERY = 32
 
 
 def resolve_device(name: str) -> torch.device:
@@ -65,10 +71,17 @@ class Trainer:
     `pause()`, `resume()`, `step()` and `request_stop()` may be called from any thread and take effect
     before the next batch. `fit()` returns a :class:`FitResult` and never raises for user errors
     (diverging loss, out of memory): those end the run as FAILED with a message, keeping the last good weights.
+
+    `distributed` (`training/distributed.py`) makes this one process of several: the model is wrapped in
+    DistributedDataParallel, each epoch's order is this process's shard, its batches are the recipe's batch size
+    divided by the processes, the epoch figures are summed over all of them, and rank 0 alone evaluates.
     """
 
-    def __init__(self, spec: ModelSpec, recipe: Recipe, data: PreparedData, callbacks=()) -> None:
+    def __init__(self, spec: ModelSpec, recipe: Recipe, data: PreparedData, callbacks=(), distributed=None) -> None:
         self.recipe = recipe.validate()
+        self.distributed = distributed
+        self.world_size = distributed.world_size if distributed is not None else 1
+        local_batch_size(self.recipe.train.batch_size, self.world_size)  # refused when it does not divide
         self.data = data
         if spec.num_classes != data.num_classes:
             raise ConfigError(f"the model has {spec.num_classes} outputs but the task has {data.num_classes} "
@@ -76,10 +89,11 @@ class Trainer:
         mismatch = input_mismatch(spec, data)
         if mismatch:  # said here, not as a matrix-size error from the first batch (callers fit specs with
             raise SpecError(mismatch)  # cnnviz.models.spec_for_data; this is for one that did not)
-        self.device = resolve_device(recipe.train.device)
+        self.device = resolve_device(recipe.train.device) if distributed is None else distributed.device()
         torch.manual_seed(recipe.train.seed)
         self.model = build_model(spec).to(self.device)
         self.spec = self.model.spec
+        self._train_model: torch.nn.Module | None = None  # what the loop calls: see _training_module
         self.optimizer = make_optimizer(self.model.parameters(), recipe.optimizer)
         self.shuffle = torch.Generator().manual_seed(recipe.train.seed)
         self.control = RunControl()
@@ -98,6 +112,10 @@ class Trainer:
         self._lr: float | None = None  # the learning rate last written into the optimizer
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # (logits, labels) of steps not yet counted
         self._pending_limit = _ACCURACY_BATCH
+        self._ledger: StepLedger | None = None  # the deferred mode's queued steps (see check_every)
+        self._first_bad: tuple[int, float, float] | None = None  # (step, loss, lr) of the first diverged step read
+        self._loss_sum = 0.0  # this epoch's loss times examples
+        self._on_device: tuple | None = None  # (split, images, labels): the training data on the device, once
         self._epoch_order: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)  # (shuffle state, order)
         self._hits = 0
         self._start_step, self._fit_started = self.step_count, time.perf_counter()
@@ -174,6 +192,12 @@ class Trainer:
         self._polled_rate, self._images_done, self._images_polled = _Rate(), 0, 0
         status, error = FINISHED, None
         self._parked = False
+        if self._train_model is None:  # (DDP starts with a collective: every process gets here)
+            self._train_model = self._training_module()
+        self._ledger = StepLedger(self.world_size) if self.check_every is not None else None
+        self._first_bad = None
+        if self.distributed is not None and self.distributed.rank:  # dropout masks of its own, not rank 0's
+            torch.manual_seed(rank_seed(cfg.seed, self.distributed.rank, self.step_count))
         self.remember_good_state()  # a failure goes back to where this fit started, or a later epoch end
         self._emit("on_fit_start", self)
         self._emit("on_state_change", self, RUNNING, "")
@@ -184,16 +208,16 @@ class Trainer:
                     break  # before this epoch's shuffle is drawn, so a resumed run draws the same one
                 self.model.train()
                 epoch_started = time.perf_counter()
-                self._hits = 0  # right predictions this epoch (counted at once or by _settle_accuracy)
-                self._pending_limit = _pending_limit(self.recipe.train.batch_size, self.spec.num_classes)
-                outcome, loss_sum, seen = self._train_epoch()
+                self._hits, self._loss_sum = 0, 0.0  # this epoch's (counted at once or by _settle_accuracy)
+                self._pending_limit = _pending_limit(self._local_batch(), self.spec.num_classes)
+                outcome, seen = self._train_epoch()
                 self._settle_accuracy()
                 if outcome == STOPPED:
                     status = STOPPED
                     break
                 if outcome is None:  # max_steps reached
                     break
-                self._end_epoch(loss_sum, self._hits, seen, time.perf_counter() - epoch_started)
+                self._end_epoch(self._loss_sum, self._hits, seen, time.perf_counter() - epoch_started)
         except CnnvizError as exc:
             self._settle_accuracy()
             status, error = FAILED, str(exc)
@@ -210,7 +234,7 @@ class Trainer:
         seconds = time.perf_counter() - started
         images = (self.step_count - self._start_step) * self.recipe.train.batch_size
         fresh = self.last_evaluation is not None and self.last_evaluation.step == self.step_count
-        if status != FAILED and self.recipe.train.evaluate_test and not fresh and self.step_count > 0:
+        if status != FAILED and self.recipe.train.evaluate_test and not fresh and self.step_count > 0 and self.is_main:
             self.evaluate_test()
         result = FitResult(status, self.epoch, self.step_count, seconds, images / seconds if seconds > 0 else 0.0,
                            error, self.last_evaluation)
@@ -218,42 +242,50 @@ class Trainer:
         self._emit("on_fit_end", self, result)
         return result
 
-    def _train_epoch(self) -> tuple[str | None, float, int]:
+    def _train_epoch(self) -> tuple[str | None, int]:
         """The training loop proper: this epoch's remaining batches. Returns (FINISHED when the epoch is done,
-        STOPPED on a stop request, None when max_steps is reached; the sum of the batch losses times their
-        sizes; the examples seen).
+        STOPPED on a stop request, None when max_steps is reached; the examples seen by all processes).
 
         The PyTorch step stands in the middle, as in a plain loop; what the run keeps of each step goes
         through `_record_step`. No name holds the batch past its step (it is freed with the graph, as in a
         plain loop): a batch still alive while the next one is gathered kept the allocator from handing back
-        its cache-hot buffers (0.3% of a cntk-conv step, measured in issue 4)."""
-        model, optimizer, weights, surgery = self.model, self.optimizer, self._class_weights, self.surgery
+        its cache-hot buffers (0.3% of a cntk-conv step, measured in issue 4). With `check_every` set, the loss
+        stays on the device and is checked every `check_every` steps (`_check`) instead of before each update."""
+        model, optimizer, weights, cast = self._train_model, self.optimizer, self._class_weights, self._autocast()
+        surgery = self.surgery
         order, images, labels, size, starts = self._epoch_plan()
-        max_steps, last = self.recipe.train.max_steps, (starts[-1] if starts else None)
-        loss_sum, seen = 0.0, 0
+        max_steps, last, every = self.recipe.train.max_steps, (starts[-1] if starts else None), self.check_every
+        seen = 0
         for start in starts:
             if not self.control.idle and not self._may_run():  # a pause, stop or queued call (lock-free check)
-                return STOPPED, loss_sum, seen
+                if self.distributed is None:
+                    if every is not None:
+                        self._check()
+                    return STOPPED, seen
+                # (several processes stop together, at their next check)
             index = order[start:start + size]
             y = labels[index]
             lr = self._scheduled_lr()
 
             optimizer.zero_grad(set_to_none=True)
-            logits = model(images[index])
-            loss = F.cross_entropy(logits, y, weight=weights)
-            value = loss.item()
-            if not value <= DIVERGED_LOSS:  # also NaN
+            with cast:
+                logits = model(images[index])
+                loss = F.cross_entropy(logits, y, weight=weights)
+            value = loss.item() if every is None else loss  # deferred: read back later, with other steps'
+            if every is None and not value <= DIVERGED_LOSS:  # also NaN
                 raise self._diverged(value, lr)
             loss.backward()
             optimizer.step()
             surgery.restore_frozen()  # frozen filters back to their values (nothing to do when none are)
 
-            loss_sum += value * y.shape[0]  # the last batch may be smaller
-            seen += y.shape[0]
+            seen += y.shape[0] * self.world_size
             self._record_step(value, lr, logits, y)
-            if max_steps is not None and self.step_count >= max_steps and start != last:
-                return None, loss_sum, seen  # (on the epoch's last batch the epoch ends first, as it should)
-        return FINISHED, loss_sum, seen
+            done = max_steps is not None and self.step_count >= max_steps
+            if every is not None and (self.step_count % every == 0 or start == last or done) and self._check():
+                return STOPPED, seen
+            if done and start != last:
+                return None, seen  # (on the epoch's last batch the epoch ends first, as it should)
+        return FINISHED, seen
 
     def _scheduled_lr(self) -> float:
         """The learning rate of the coming step (the recipe may change live), written into the optimizer only
@@ -267,31 +299,52 @@ class Trainer:
             self._lr = lr
         return lr
 
-    def _record_step(self, loss: float, lr: float, logits: torch.Tensor, y: torch.Tensor) -> None:
+    def _record_step(self, loss: float | torch.Tensor, lr: float, logits: torch.Tensor, y: torch.Tensor) -> None:
         """Count the step and keep its loss, learning rate and accuracy. The accuracy is counted at once when a
-        callback watches every step; else many steps are counted together (`_settle_accuracy`)."""
-        batch = y.shape[0]
+        callback watches every step; else many steps are counted together (`_settle_accuracy`). In the deferred
+        mode `loss` is the loss tensor, queued on the ledger with the step's right answers (read back by
+        `_settle_accuracy`)."""
+        batch = y.shape[0] * self.world_size
         self.step_count += 1
         self.batch_in_epoch += 1
         self._images_done += batch
         history = self.history
-        history.step_loss.append(loss)
         history.step_lr.append(lr)
-        if self._hooks["on_step_end"]:
-            self._settle_accuracy()
-            correct = _correct(logits, y)
-            self._hits += correct
-            history.step_accuracy.append(correct / batch)
-            self._notify_step(loss, correct / batch, lr, batch)
-        else:
-            self._pending.append((logits.detach(), y))
-            if len(self._pending) >= self._pending_limit:
+        if self._ledger is not None:
+            self._ledger.add(loss, logits, y)
+            if self._hooks["on_step_end"]:
                 self._settle_accuracy()
+                self._notify_step(history.step_loss[-1], history.step_accuracy[-1], lr, batch)
+        else:  # (one process: batch is this process's)
+            history.step_loss.append(loss)
+            self._loss_sum += loss * batch
+            if self._hooks["on_step_end"]:
+                self._settle_accuracy()
+                correct = _correct(logits, y)
+                self._hits += correct
+                history.step_accuracy.append(correct / batch)
+                self._notify_step(loss, correct / batch, lr, batch)
+            else:
+                self._pending.append((logits.detach(), y))
+                if len(self._pending) >= self._pending_limit:
+                    self._settle_accuracy()
         if self.step_count >= self._next_at:
             self._settle_accuracy()  # a call at an exact step sees that step's accuracy too
             self._run_due_calls()
 
-    def _diverged(self, loss: float, lr: float) -> TrainingError:
+    def _check(self) -> bool:
+        """The deferred mode's check: read the queued steps back (one host sync for many steps) and fail back to
+        the last good state when one of them diverged. With several processes every one of them calls this at
+        the same steps and reads the same summed figures, so they fail together, and they agree on a stop here
+        (True: one of them was asked to stop, so all stop now)."""
+        self._settle_accuracy()
+        stop = self.distributed.any(self.control.stop_requested) if self.distributed is not None else False
+        if self._first_bad is not None:
+            step, loss, lr = self._first_bad
+            raise self._diverged(loss, lr, step)
+        return stop
+
+    def _diverged(self, loss: float, lr: float, step: int | None = None) -> TrainingError:
         g = self._good
         if g.step_count == 0:
             where = "the start"
@@ -300,7 +353,7 @@ class Trainer:
         else:
             where = f"step {g.step_count}"
         return TrainingError(
-            f"the loss became {loss:.4g} at step {self.step_count + 1} (epoch {self.epoch + 1}) with learning "
+            f"the loss became {loss:.4g} at step {step or self.step_count + 1} (epoch {self.epoch + 1}) with learning "
             f"rate {lr:g}: training diverged. The run went back to its last good state, from {where}; try a "
             f"smaller learning rate.")
 
@@ -309,18 +362,69 @@ class Trainer:
         start of each batch still to do (those already done are skipped when resuming mid-epoch)."""
         if self.batch_in_epoch == 0:
             self.epoch_shuffle_state = self.shuffle.get_state()
-        split = self.data.train
-        n, size = len(split), self.recipe.train.batch_size
+        n, size = shard_length(len(self.data.train), self.world_size), self._local_batch()
         cached_state, order = self._epoch_order
         if self.batch_in_epoch == 0 or cached_state is not self.epoch_shuffle_state or len(order) != n:
             self.shuffle.set_state(self.epoch_shuffle_state)
-            order = torch.randperm(n, generator=self.shuffle).to(self.device)
+            order = torch.randperm(len(self.data.train), generator=self.shuffle)  # the same in every process
+            if self.distributed is not None:
+                order = shard(order, self.distributed.rank, self.world_size)
+            order = order.to(self.device)
             self._epoch_order = (self.epoch_shuffle_state, order)  # a fit() resumed mid-epoch reuses it
         end = n - 1 if n % size == 1 and size > 1 and n > 1 else n  # a lone last example breaks batch norm
         starts = range(self.batch_in_epoch * size, end, size)
-        images = split.images  # images streamed from disk (cnnviz/data/streaming.py) come in the planned order
-        images = images.batches(order, starts, size, self.device) if hasattr(images, "batches") else images.to(self.device)
-        return order, images, split.labels.to(self.device), size, starts
+        images = self.data.train.images
+        if hasattr(images, "batches"):  # streamed from disk (cnnviz/data/streaming.py): read in the planned order
+            return order, images.batches(order, starts, size, self.device), self._device_data()[1], size, starts
+        return (order, *self._device_data(), size, starts)
+
+    def _device_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training images and labels on the device, copied there once (not every epoch: on a GPU that copy
+        was a large share of a small network's epoch)."""
+        split = self.data.train
+        if self._on_device is None or self._on_device[0] is not split:
+            images = split.images if hasattr(split.images, "batches") else split.images.to(self.device)
+            self._on_device = (split, images, split.labels.to(self.device))
+        return self._on_device[1], self._on_device[2]
+
+    def _local_batch(self) -> int:
+        """This process's batch size: the recipe's, divided among the processes."""
+        return self.recipe.train.batch_size // self.world_size
+
+    def _training_module(self) -> torch.nn.Module:
+        """What the loop calls: the model, wrapped in DDP (which gives every process rank 0's weights) and compiled
+        (`compile`) as the processes and the recipe ask; made when the first fit starts. It shares the model's
+        parameters, so everything else reads `self.model`."""
+        module = self.model
+        if self.distributed is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            module = DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda"
+                                             else None)
+        if self.recipe.train.compile:
+            module = torch.compile(module)
+        return module
+
+    def _autocast(self):
+        """The forward pass's precision: bfloat16 autocast (`precision` 'bf16') or as it is."""
+        if self.recipe.train.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @property
+    def check_every(self) -> int | None:
+        """Steps between two reads of the losses and divergence checks; None: every step, before its update (one
+        CPU process: the read costs nothing there). On a GPU or with several processes the recipe's setting or
+        DEFERRED_CHECK_EVERY: no host sync a step, and the processes check at the same steps."""
+        every = self.recipe.train.check_every
+        if every is None and (self.device.type == "cuda" or self.world_size > 1):
+            every = DEFERRED_CHECK_EVERY
+        return every
+
+    @property
+    def is_main(self) -> bool:
+        """True in the process that evaluates, writes and prints (the only one, or rank 0)."""
+        return self.distributed is None or self.distributed.is_main
 
     def _notify_step(self, loss: float, accuracy: float, lr: float, images: int) -> None:
         now = time.perf_counter()
@@ -357,7 +461,7 @@ class Trainer:
         self.epoch += 1
         self.batch_in_epoch = 0
         val = None
-        if self.data.val is not None:
+        if self.data.val is not None and self.is_main:  # rank 0 alone evaluates (the others wait for it)
             self._emit("on_evaluation_start", self, "val")
             val = evaluate(self.model, self.data.val, "val", self.step_count)
         n = max(1, seen)
@@ -365,7 +469,7 @@ class Trainer:
                                val.accuracy if val else None, self.optimizer.param_groups[0]["lr"], seconds,
                                seen / seconds if seconds > 0 else 0.0, self.step_count)
         self.history.epochs.append(metrics)
-        if self.recipe.train.evaluate_test:
+        if self.recipe.train.evaluate_test and self.is_main:
             self.evaluate_test()
             self.history.test_accuracy.append(self.last_evaluation.accuracy)
         self.remember_good_state()
@@ -374,7 +478,9 @@ class Trainer:
     # -- helpers ---------------------------------------------------------------------------------------
     def _settle_accuracy(self) -> None:
         """Count the hits of the pending steps in one go: their accuracies go to the history, the hits to
-        this epoch's count."""
+        this epoch's count. In the deferred mode: read the ledger's steps back, noting the first that diverged."""
+        if self._ledger is not None and len(self._ledger):
+            self._read_ledger()
         if not self._pending:
             return
         pending = self._pending.copy()
@@ -386,6 +492,18 @@ class Trainer:
         self.history.step_accuracy.extend((hits / sizes).tolist())
         self._hits += int(hits.sum())
 
+    def _read_ledger(self) -> None:
+        h, queued = self.history, len(self._ledger)
+        first = self.step_count - queued + 1
+        lrs = h.step_lr[len(h.step_lr) - queued:]
+        for i, (loss, hits, examples) in enumerate(self._ledger.read()):
+            h.step_loss.append(loss)
+            h.step_accuracy.append(hits / examples)
+            self._hits += hits
+            self._loss_sum += loss * examples
+            if self._first_bad is None and not loss <= DIVERGED_LOSS:  # also NaN
+                self._first_bad = (first + i, loss, lrs[i])
+
     def evaluate_test(self) -> Evaluation:
         """Evaluate the test set with the current weights and tell the callbacks."""
         self._emit("on_evaluation_start", self, "test")
@@ -394,7 +512,8 @@ class Trainer:
         return self.last_evaluation
 
     def batches_per_epoch(self) -> int:
-        n, size = len(self.data.train), self.recipe.train.batch_size
+        """Batches in an epoch (of this process's shard, the same number in every process)."""
+        n, size = shard_length(len(self.data.train), self.world_size), self._local_batch()
         full, rest = divmod(n, size)
         return full + (1 if rest >= 2 or (rest == 1 and n == 1) else 0)
 
@@ -415,8 +534,9 @@ class Trainer:
         if self.recipe.train.batch_size > n:
             raise TrainingError(f"batch size {self.recipe.train.batch_size} is larger than the {n} training "
                                 f"examples; choose a batch size of at most {n}")
-        if self.recipe.train.batch_size == 1 and any(layer.kind == "batchnorm" for layer in self.spec.layers):
-            raise TrainingError("batch norm needs at least 2 examples per batch; choose a batch size of 2 or more")
+        if self._local_batch() == 1 and any(layer.kind == "batchnorm" for layer in self.spec.layers):
+            raise TrainingError(f"batch norm needs at least 2 examples per batch; choose a batch size of "
+                                f"{2 * self.world_size} or more")
 
     def _may_run(self) -> bool:
         """Wait while paused; False when a stop was requested. Reports paused/running transitions."""
@@ -428,6 +548,8 @@ class Trainer:
         return allowed
 
     def _on_parked(self) -> None:
+        if self._ledger is not None and self.distributed is None:
+            self._check()  # a paused run (which may be saved) holds no unchecked step
         self._settle_accuracy()  # whoever paused the run reads the whole history
         if not self._parked:
             self._parked = True
@@ -474,6 +596,9 @@ class Trainer:
         self.surgery = g.surgery.copy()
         self.surgery.hold(self.model)
         self._pending.clear()
+        if self._ledger is not None:
+            self._ledger.clear()
+        self._first_bad = None
         self._lr = None
         h = self.history
         for values, n in zip((h.step_loss, h.step_accuracy, h.step_lr, h.epochs, h.test_accuracy), g.lengths):
