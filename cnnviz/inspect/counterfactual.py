@@ -109,19 +109,25 @@ def counterfactuals(model: nn.Module, normalization: Normalization, image: np.nd
 
     active = np.arange(n)
     for it in range(max_steps + 1):
-        good, _ = passes(x[active].detach().cpu().numpy(), active)
-        for i, g in zip(active, good):
-            if g:
-                found[i], steps[i] = x[i].detach().cpu().numpy().copy(), it
-        active = active[~good]
-        if len(active) == 0 or it == max_steps:
-            break
         xa = x[active].clone().requires_grad_(True)
         with eval_mode(model), torch.enable_grad():
             logits = model(_to_input(xa, normalization, device)).reshape(len(active), -1)
-            loss = torch.nn.functional.cross_entropy(logits, tgt[torch.as_tensor(active, device=device)],
-                                                     reduction="sum")
+            aim = tgt[torch.as_tensor(active, device=device)]
+            raw = logits.detach().float().cpu().numpy()
+            own = raw[np.arange(len(active)), aim.cpu().numpy()]
+            raw[np.arange(len(active)), aim.cpu().numpy()] = -np.inf
+            near = own - raw.max(axis=1) >= margin  # worth judging as it will be read
+            good = np.zeros(len(active), bool)
+            if near.any():
+                good[near] = passes(xa.detach().cpu().numpy()[near], active[near])[0]
+            for j in np.flatnonzero(good):
+                found[active[j]], steps[active[j]] = xa[j].detach().cpu().numpy().copy(), it
+            if good.all() or it == max_steps:
+                break
+            loss = torch.nn.functional.cross_entropy(logits, aim, reduction="none")[torch.as_tensor(~good)].sum()
             (grad,) = torch.autograd.grad(loss, xa)
+        keep = ~good
+        active, xa, grad = active[keep], xa[torch.as_tensor(keep)], grad[torch.as_tensor(keep)]
         grad = grad * weight.to(device)
         norm = grad.reshape(len(active), -1).norm(dim=1).clamp_min(1e-12)[:, None, None]
         with torch.no_grad():
