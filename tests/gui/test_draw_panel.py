@@ -151,7 +151,7 @@ def test_untrained_note_and_trained_prediction(qtbot, panel, session, trained_sn
     assert not panel.untrained_note.isHidden()
 
 
-@pytest.mark.parametrize("mode", ["Saliency", "Grad-CAM"])
+@pytest.mark.parametrize("mode", ["Saliency", "Grad-CAM", "Occlusion"])
 def test_overlay_maps(panel, mode):
     _draw(panel.canvas, SEVEN)
     assert panel.overlay() is None  # "None" by default: nothing computed
@@ -163,6 +163,31 @@ def test_overlay_maps(panel, mode):
     assert panel.overlay() is None
     with pytest.raises(ValueError, match="unknown overlay"):
         panel.set_overlay("heat")
+
+
+def test_occlusion_overlay_is_the_coarse_occlusion_map_of_the_drawing(panel, session, trained_snapshot):
+    from cnnviz.inspect.occlusion import DRAW_STRIDE, DRAW_WINDOW, occlusion
+
+    session.apply_snapshot(trained_snapshot)
+    _draw(panel.canvas, SEVEN)
+    panel.set_overlay("Occlusion")
+    x = session.to_tensor(panel.mnist_input())
+    expected = occlusion(session.model, x, target=int(np.argmax(panel.probabilities())), window=DRAW_WINDOW,
+                         stride=DRAW_STRIDE)
+    np.testing.assert_allclose(panel.overlay(), expected, atol=1e-6)
+
+
+def test_an_image_sent_to_the_canvas_is_read_as_it_is_and_strokes_add_to_it(qtbot, panel, session, sample_data):
+    image = sample_data.test.raw[5].astype(np.float32) / 255.0
+    with qtbot.waitSignal(panel.prediction_changed, timeout=2000):
+        panel.set_image(image)
+    np.testing.assert_array_equal(panel.mnist_input(), image)
+    np.testing.assert_allclose(panel.probabilities(), session.predict(image), atol=1e-6)
+    _draw(panel.canvas, ONE)
+    qtbot.waitUntil(lambda: not np.array_equal(panel.mnist_input(), image), timeout=2000)
+    assert panel.canvas.picture() is not None
+    panel.canvas.clear()
+    assert panel.canvas.is_empty() and panel.canvas.picture() is None
 
 
 def test_show_in_feature_maps_selects_the_drawing(qtbot, panel, session):

@@ -1,5 +1,5 @@
 """Draw a digit and watch the network read it: the image it sees (28 x 28 for MNIST; always the model's
-input size), live class probabilities and where it looks (saliency / Grad-CAM).
+input size), live class probabilities and where it looks (saliency / Grad-CAM / occlusion).
 
 Every update draws only the new pen segments (``StrokeRasterizer``), then one ``to_mnist`` and one forward
 pass (a few ms), so predictions
@@ -29,9 +29,10 @@ from cnnviz.gui.widgets.colormaps import sequential_lut
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.draw_canvas import CANVAS_PIXELS, DEFAULT_STROKE_WIDTH, DrawCanvas
 from cnnviz.inspect.canvas import StrokeRasterizer, digit_box, to_mnist
+from cnnviz.inspect.occlusion import DRAW_STRIDE, DRAW_WINDOW, occlusion
 from cnnviz.inspect.saliency import grad_cam, saliency
 
-OVERLAYS = ("None", "Saliency", "Grad-CAM")
+OVERLAYS = ("None", "Saliency", "Grad-CAM", "Occlusion")
 _PREVIEW_SIDE = 168  # 6 screen pixels per MNIST pixel
 _HEAT_LUT = sequential_lut("inferno")[:, :3].astype(np.float32)
 _UNTRAINED = "The model is untrained: predictions are random until you train"
@@ -216,7 +217,9 @@ class DrawPanel(QWidget):
         self.overlay_combo.setToolTip(
             "Colour the pixels the prediction depends on:\n"
             "Saliency: how much a small change of each pixel moves the top class's score.\n"
-            "Grad-CAM: which regions of the last convolution layer speak for the top class.")
+            "Grad-CAM: which regions of the last convolution layer speak for the top class.\n"
+            f"Occlusion: how much the top class's probability drops when a {DRAW_WINDOW} x {DRAW_WINDOW} square "
+            "there is blanked out (what the network really uses, not a slope).")
         self.overlay_combo.currentIndexChanged.connect(self._refresh)
         overlay_row = QHBoxLayout()
         overlay_row.addWidget(QLabel("Overlay"))
@@ -275,11 +278,16 @@ class DrawPanel(QWidget):
         return None if self._heat is None else self._heat.copy()
 
     def set_overlay(self, name: str) -> None:
-        """Choose the overlay: one of ``OVERLAYS`` ("None", "Saliency", "Grad-CAM"; case-insensitive)."""
+        """Choose the overlay: one of ``OVERLAYS`` ("None", "Saliency", "Grad-CAM", "Occlusion"; any case)."""
         names = [o.lower() for o in OVERLAYS]
         if name.lower() not in names:
             raise ValueError(f"unknown overlay '{name}'; choose one of {', '.join(OVERLAYS)}")
         self.overlay_combo.setCurrentIndex(names.index(name.lower()))
+
+    def set_image(self, pixels: np.ndarray) -> None:
+        """Put an image (the model's H x W, [0, 1], ink = 1) on the canvas as the drawing, e.g. a counterfactual;
+        it is read as it is until strokes are drawn over it."""
+        self.canvas.set_picture(pixels)  # strokes_changed follows: the prediction and the feature maps update
 
     # -- session signals -------------------------------------------------------------------------------
     def _on_weights_changed(self, snapshot) -> None:
@@ -314,8 +322,15 @@ class DrawPanel(QWidget):
         had = self._pixels is not None
         pixels = None
         self._show_input_size()
-        if not self.canvas.is_empty():
+        picture = self.canvas.picture()
+        if picture is not None and not self.canvas.strokes() and picture.shape == session.input_size:
+            pixels = picture  # an image sent to the canvas (a counterfactual) is read as it is
+        elif not self.canvas.is_empty():
             raster = self._rasterizer.render(self.canvas.strokes(), self.canvas.stroke_width())
+            if picture is not None:  # strokes drawn over a picture: both, prepared together
+                rows = np.arange(raster.shape[0]) * picture.shape[0] // raster.shape[0]
+                cols = np.arange(raster.shape[1]) * picture.shape[1] // raster.shape[1]
+                raster = np.maximum(raster, picture[rows][:, cols])
             pixels = to_mnist(raster, shape=session.input_size)  # MNIST's recipe at the model's input size
         names = tuple(session.class_names)
         self._pixels, self._probs, self._heat = pixels, [], None
@@ -369,6 +384,9 @@ class DrawPanel(QWidget):
             return None
         x = self._session.to_tensor(pixels)
         target = int(np.argmax(self._probs))
+        if mode == "Occlusion":  # a coarse grid: 36 images in one batch on 28 x 28, quick enough to follow the pen
+            heat = occlusion(self._session.model, x, target=target, window=DRAW_WINDOW, stride=DRAW_STRIDE)
+            return np.asarray(heat, dtype=np.float32)
         fn = saliency if mode == "Saliency" else grad_cam
         return np.asarray(fn(self._session.model, x, target=target), dtype=np.float32)
 
