@@ -86,7 +86,12 @@ class JobRunner(QObject):
         self._job = _Job(work)
         self._job.progress.connect(self.progress)
         self._job.done.connect(self._on_done)
-        self._thread = start_worker(self._job, self, self._on_finished)
+        # The thread belongs to the application, not to this runner: a view closed (and deleted) while its job
+        # runs must not destroy a running QThread (Qt aborts); the job ends on its own and is deleted then.
+        thread = start_worker(self._job, QCoreApplication.instance() or self, self._on_finished)
+        thread.finished.connect(thread.deleteLater)
+        thread.finished.connect(self._job.deleteLater)
+        self._thread = thread
         self.busy_changed.emit(True)
 
     @Slot(object)
@@ -103,7 +108,10 @@ class JobRunner(QObject):
         if self._thread is None:
             return
         thread, job, self._thread, self._job = self._thread, self._job, None, None
-        end_worker(thread, job)
+        try:
+            end_worker(thread, job)
+        except RuntimeError:  # already deleted (its own finished -> deleteLater came first)
+            pass
         work, self._pending = self._pending, None
         if work is not None:
             self._start(work)

@@ -124,3 +124,17 @@ def test_ablation_can_be_cancelled(qtbot, trained):
     qtbot.waitUntil(lambda: not view.runner.busy, timeout=5000)
     assert view.result() is None and "Cancelled" in view.status.text()
     assert not view.cancel_button.isEnabled()
+
+
+def test_a_view_deleted_while_its_job_runs_lets_the_job_end_on_its_own(qtbot, trained):
+    view = AblationView(trained)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_layer("conv3")
+    view.run()
+    ended = []
+    view.runner._thread.finished.connect(lambda: ended.append(True))
+    view.close()
+    view.deleteLater()  # with the runner: its running QThread belongs to the application and is not destroyed
+    qtbot.waitUntil(lambda: bool(ended), timeout=20000)
+    qtbot.wait(50)  # the thread's own deferred deletion

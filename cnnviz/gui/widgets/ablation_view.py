@@ -82,9 +82,7 @@ class AblationView(QWidget):
         self.plot.setToolTip(_HINT)
         self._bars = pg.BarGraphItem(x=[], height=[], width=0.7)
         self.plot.addItem(self._bars)
-        self._baseline = pg.InfiniteLine(angle=0, pen=pg.mkPen((240, 170, 60), width=2, style=Qt.PenStyle.DashLine),
-                                         label="intact {value:.2f}%", labelOpts={"position": 0.92,
-                                                                                "color": (240, 170, 60)})
+        self._baseline = pg.InfiniteLine(angle=0, pen=pg.mkPen((240, 170, 60), width=2, style=Qt.PenStyle.DashLine))
         self._baseline.hide()
         self.plot.addItem(self._baseline)
         hint = QLabel(_HINT)
@@ -185,7 +183,7 @@ class AblationView(QWidget):
         self._show(ablation)
         worst = int(np.argmax(ablation.drop))
         self.status.setText(
-            f"{ablation.layer} at step {step:,}: {ablation.baseline_accuracy * 100:.2f}% intact on "
+            f"{ablation.layer} at step {step:,}: {ablation.baseline_accuracy * 100:.2f}% intact (dashed line) on "
             f"{ablation.examples:,} test images; zeroing filter {worst} costs the most "
             f"({ablation.drop[worst] * 100:.2f} points).")
 
@@ -198,7 +196,8 @@ class AblationView(QWidget):
             return
         acc = ablation.accuracy_without_filter * 100
         base = ablation.baseline_accuracy * 100
-        drop = np.clip((base - acc) / max(base, 1e-9), 0, 1)
+        drop = np.clip(base - acc, 0, None)
+        drop = drop / drop.max() if drop.max() > 0 else drop  # the costliest filter reddest
         brushes = [pg.mkBrush(int(90 + 150 * d), int(140 - 90 * d), int(210 - 160 * d)) for d in drop]
         self._bars.setOpts(x=np.arange(len(acc)), height=acc, width=0.7, brushes=brushes)
         self._baseline.setValue(base)

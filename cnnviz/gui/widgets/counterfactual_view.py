@@ -13,7 +13,7 @@ import copy
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from cnnviz.gui.job_runner import JobRunner
@@ -137,9 +137,14 @@ class CounterfactualView(QWidget):
                                    "network answer each class. Small: the input is close to that class. Click a "
                                    "class to show its change.")
         self.robustness.cellClicked.connect(lambda _row, col: self.set_target(col))
-        self.robustness.setFixedHeight(self.robustness.horizontalHeader().sizeHint().height()
-                                       + 30 + 2 * self.robustness.frameWidth())
-        self.robustness.verticalHeader().setDefaultSectionSize(30)
+        self.robustness.verticalHeader().setDefaultSectionSize(28)
+        self.robustness.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.robustness.horizontalHeader().setMinimumSectionSize(34)
+        self.robustness.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.robustness.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.robustness.setFixedHeight(self.robustness.horizontalHeader().sizeHint().height() + 28
+                                       + 2 * self.robustness.frameWidth()
+                                       + self.robustness.horizontalScrollBar().sizeHint().height())
         caption = QLabel("Robustness: size of the smallest change to each class")
         caption.setToolTip(self.robustness.toolTip())
         self.status = QLabel()
@@ -283,7 +288,6 @@ class CounterfactualView(QWidget):
                                 f"{self.session.class_names[col]} ({r.probability * 100:.0f}%)")
             item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
             self.robustness.setItem(0, col, item)
-        self.robustness.resizeColumnsToContents()
 
     def _show_target(self) -> None:
         r = self.result()
