@@ -40,8 +40,17 @@ class _Job(QObject):
         self.finished.emit()
 
 
+_RUNNING: set["JobRunner"] = set()  # runners with a job in flight, kept alive until it has ended
+
+
 class JobRunner(QObject):
-    """One background job at a time for one view."""
+    """One background job at a time for one view.
+
+    Give it no Qt parent: a view deleted while its job runs must not take the runner (and the job's signal
+    connections) with it mid-flight, which can deadlock on Qt's signal lock and the GIL (see
+    :func:`~cnnviz.gui.worker_threads.return_to_gui_thread`). A running runner keeps itself alive until its job
+    has ended; its results then go nowhere.
+    """
 
     progress = Signal(int, int)
     done = Signal(object)
@@ -86,12 +95,8 @@ class JobRunner(QObject):
         self._job = _Job(work)
         self._job.progress.connect(self.progress)
         self._job.done.connect(self._on_done)
-        # The thread belongs to the application, not to this runner: a view closed (and deleted) while its job
-        # runs must not destroy a running QThread (Qt aborts); the job ends on its own and is deleted then.
-        thread = start_worker(self._job, QCoreApplication.instance() or self, self._on_finished)
-        thread.finished.connect(thread.deleteLater)
-        thread.finished.connect(self._job.deleteLater)
-        self._thread = thread
+        _RUNNING.add(self)
+        self._thread = start_worker(self._job, self, self._on_finished)
         self.busy_changed.emit(True)
 
     @Slot(object)
@@ -108,12 +113,10 @@ class JobRunner(QObject):
         if self._thread is None:
             return
         thread, job, self._thread, self._job = self._thread, self._job, None, None
-        try:
-            end_worker(thread, job)
-        except RuntimeError:  # already deleted (its own finished -> deleteLater came first)
-            pass
+        end_worker(thread, job)
         work, self._pending = self._pending, None
         if work is not None:
             self._start(work)
         else:
+            _RUNNING.discard(self)
             self.busy_changed.emit(False)

@@ -133,8 +133,9 @@ def test_a_view_deleted_while_its_job_runs_lets_the_job_end_on_its_own(qtbot, tr
     view.set_layer("conv3")
     view.run()
     ended = []
-    view.runner._thread.finished.connect(lambda: ended.append(True))
+    thread = view.runner._thread
+    thread.finished.connect(lambda: ended.append(True))
     view.close()
-    view.deleteLater()  # with the runner: its running QThread belongs to the application and is not destroyed
+    view.deleteLater()  # its runner keeps itself (and its thread) alive until the job has ended
     qtbot.waitUntil(lambda: bool(ended), timeout=20000)
     qtbot.wait(50)  # the thread's own deferred deletion

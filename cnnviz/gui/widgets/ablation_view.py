@@ -32,7 +32,7 @@ class AblationView(QWidget):
         self._result: Ablation | None = None
         self._result_step: int | None = None
         self._wanted = False  # the user asked for a chart: keep it following the step on show
-        self.runner = JobRunner(self)
+        self.runner = JobRunner()  # no parent: see JobRunner
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
         self.runner.progress.connect(self._on_progress)

@@ -66,7 +66,7 @@ class CounterfactualView(QWidget):
         self._prediction: int | None = None
         self._key = None  # (input bytes, step) of the results on show
         self._dirty = True
-        self.runner = JobRunner(self)
+        self.runner = JobRunner()  # no parent: see JobRunner
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
         self._throttle = Throttle(250, self._update, self)

@@ -117,7 +117,7 @@ class TopPatchesPanel(QWidget):
         self._filter: tuple[str, int] | None = None
         self._full = False  # the results on show come from one whole pass
         self._dirty = True
-        self.runner = JobRunner(self)
+        self.runner = JobRunner()  # no parent: see JobRunner
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(lambda text: self.caption.setText(text))
         self._throttle = Throttle(200, self._request, self)
