@@ -485,7 +485,8 @@ class MainWindow(QMainWindow):
         self.loader.shutdown()
         self.exports.cancel()
         self.exports.wait()
-        for runner in (self.ablation.runner, self.counterfactual.runner, self.filters.top_patches.runner):
+        for runner in (self.ablation.runner, self.counterfactual.runner, self.filters.top_patches.runner,
+                       self.draw.occlusion_runner):
             runner.cancel()
             runner.wait()
         self.timeline.shutdown()

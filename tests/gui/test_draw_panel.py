@@ -152,10 +152,14 @@ def test_untrained_note_and_trained_prediction(qtbot, panel, session, trained_sn
 
 
 @pytest.mark.parametrize("mode", ["Saliency", "Grad-CAM", "Occlusion"])
-def test_overlay_maps(panel, mode):
+def test_overlay_maps(qtbot, panel, mode):
     _draw(panel.canvas, SEVEN)
     assert panel.overlay() is None  # "None" by default: nothing computed
-    panel.set_overlay(mode)
+    if mode == "Occlusion":  # worked out in the background: it follows the answer
+        with qtbot.waitSignal(panel.overlay_changed, timeout=5000):
+            panel.set_overlay(mode)
+    else:
+        panel.set_overlay(mode)
     heat = panel.overlay()
     assert heat.shape == (28, 28) and heat.dtype == np.float32
     assert 0.0 <= heat.min() and heat.max() <= 1.0 and heat.max() > 0
@@ -165,12 +169,22 @@ def test_overlay_maps(panel, mode):
         panel.set_overlay("heat")
 
 
-def test_occlusion_overlay_is_the_coarse_occlusion_map_of_the_drawing(panel, session, trained_snapshot):
+def test_occlusion_overlay_follows_the_answer_from_the_background_and_is_the_drawings_own_map(
+        qtbot, panel, session, trained_snapshot):
     from cnnviz.inspect.occlusion import DRAW_STRIDE, DRAW_WINDOW, occlusion
 
     session.apply_snapshot(trained_snapshot)
-    _draw(panel.canvas, SEVEN)
-    panel.set_overlay("Occlusion")
+    with qtbot.waitSignal(panel.overlay_changed, timeout=5000):
+        panel.set_overlay("Occlusion")
+        _draw(panel.canvas, SEVEN)
+    x = session.to_tensor(panel.mnist_input())
+    expected = occlusion(session.model, x, target=int(np.argmax(panel.probabilities())), window=DRAW_WINDOW,
+                         stride=DRAW_STRIDE)
+    np.testing.assert_allclose(panel.overlay(), expected, atol=1e-6)
+    first = panel.overlay()
+    with qtbot.waitSignal(panel.overlay_changed, timeout=5000):
+        _draw(panel.canvas, ONE)  # drawn on: the seven's map stays on show until the new drawing's arrives
+        assert panel.probabilities() and np.array_equal(panel.overlay(), first)
     x = session.to_tensor(panel.mnist_input())
     expected = occlusion(session.model, x, target=int(np.argmax(panel.probabilities())), window=DRAW_WINDOW,
                          stride=DRAW_STRIDE)
