@@ -38,6 +38,7 @@ from cnnviz.inspect.occlusion import DRAW_STRIDE, DRAW_WINDOW, occlusion
 from cnnviz.inspect.saliency import grad_cam, saliency
 
 OVERLAYS = ("None", "Saliency", "Grad-CAM", "Occlusion")
+OCCLUSION_INTERVAL_MS = 120
 _PREVIEW_SIDE = 168  # 6 screen pixels per MNIST pixel
 _HEAT_LUT = sequential_lut("inferno")[:, :3].astype(np.float32)
 _UNTRAINED = "The model is untrained: predictions are random until you train"
@@ -148,6 +149,9 @@ class DrawPanel(QWidget):
         self._occlusion_model = None  # (version, model) the background occlusion runs on
         self.occlusion_runner = JobRunner()  # no parent: see JobRunner
         self.occlusion_runner.done.connect(self._on_occlusion)
+        self._occlusion_wanted = None  # (pixels, input, target) of the newest drawing
+        # at most ~8 maps a second while the pen moves, so the map's work leaves the answer's CPU alone
+        self._occlusion_throttle = Throttle(OCCLUSION_INTERVAL_MS, self._submit_occlusion, self)
         self._build()
         self.canvas.strokes_changed.connect(self._on_strokes_changed)
         session.weights_changed.connect(self._on_weights_changed)
@@ -409,6 +413,13 @@ class DrawPanel(QWidget):
 
     def _request_occlusion(self, pixels: np.ndarray, x, target: int) -> None:
         """Work out the occlusion map of ``pixels`` in the background (a coarse grid: 36 images on 28 x 28)."""
+        self._occlusion_wanted = (pixels, x, target)
+        self._occlusion_throttle.request()
+
+    def _submit_occlusion(self) -> None:
+        if self._occlusion_wanted is None:
+            return
+        (pixels, x, target), self._occlusion_wanted = self._occlusion_wanted, None
         if self._occlusion_model is None or self._occlusion_model[0] != self._weights_version:
             self._occlusion_model = (self._weights_version, copy.deepcopy(self._session.model))
         model, token = self._occlusion_model[1], pixels.tobytes()
