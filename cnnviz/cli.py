@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "training examples, and the smallest change that makes it each other class")
     p.add_argument("run", help="a run folder or checkpoint file")
     p.add_argument("image", help="a PNG/JPEG of one digit, prepared as `cnnviz predict` does")
-    p.add_argument("--out", metavar="DIR", help="write each changed image as DIR/counterfactual-<class>.png (which "
+    p.add_argument("--out", metavar="DIR", help="write each changed image found as DIR/counterfactual-<class>.png (which "
                    "`cnnviz predict` reads as that class)")
     _add_step_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
