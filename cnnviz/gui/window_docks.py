@@ -47,7 +47,7 @@ def build_docks(w) -> dict[str, QDockWidget]:
         "compare": make_dock(w, "Compare", "compareDock", w.compare_view, right, scrolls=True),
         "distributions": make_dock(w, "Distributions", "distributionsDock", w.distributions, right),
         "health": make_dock(w, "Training health", "healthDock", w.health, right),
-        "counterfactual": make_dock(w, "What would make it…", "counterfactualDock", w.counterfactual, right,
+        "counterfactual": make_dock(w, "Counterfactual", "counterfactualDock", w.counterfactual, right,
                                     scrolls=True),
         "ablation": make_dock(w, "Ablation", "ablationDock", w.ablation, right),
     }
