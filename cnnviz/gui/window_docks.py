@@ -1,9 +1,8 @@
 """The window's docks: which view goes where, and the one layout rule that keeps the window usable on a laptop.
 
 Every view is a dock of its own (movable, floatable, closable; View lists them). The default layout: the
-experiment panel on the left; curves (tabbed with evaluation, model, compare), feature maps (tabbed with
-filters, convolution, distributions, training health, counterfactuals, ablation) and the draw panel on the
-right.
+experiment panel on the left; curves (tabbed with evaluation, model, compare, counterfactual, ablation),
+feature maps (tabbed with filters, convolution, distributions, training health) and the draw panel on the right.
 """
 from __future__ import annotations
 
@@ -54,9 +53,9 @@ def build_docks(w) -> dict[str, QDockWidget]:
     d["experiment"].setMinimumWidth(320)
     w.splitDockWidget(d["curves"], d["draw"], Qt.Orientation.Horizontal)
     w.splitDockWidget(d["curves"], d["feature_maps"], Qt.Orientation.Vertical)
-    for name in ("evaluation", "model", "compare"):
+    for name in ("evaluation", "model", "compare", "counterfactual", "ablation"):
         w.tabifyDockWidget(d["curves"], d[name])
-    for name in ("filters", "playground", "distributions", "health", "counterfactual", "ablation"):
+    for name in ("filters", "playground", "distributions", "health"):
         w.tabifyDockWidget(d["feature_maps"], d[name])
     d["curves"].raise_()
     d["feature_maps"].raise_()
