@@ -1,6 +1,7 @@
 """How smooth the window stays while it trains: event-loop lateness and draw-to-answer latency.
 
     python bench/bench_ui_latency.py [--data-dir PATH/TO/mnist] [--seconds 15] [--no-write]
+                                     [--overlay saliency|grad-cam|occlusion]
 
 The real window (cnnviz.app.create_window) with the curves, draw, filters, feature maps and evaluation
 docks all visible, the `gorner-dropout` preset, "Show in feature maps" on; trained on the embedded
@@ -16,7 +17,9 @@ with --data-dir.
    "continuous" moves 16 ms apart (a 60 Hz mouse; the canvas then coalesces moves to one update per
    16 ms, and the feature-map view draws the latest drawing as soon as it is free). Idle and while training. Targets: idle p50 <= 16 ms
    and p99 <= 33 ms; while training p99 <= 50 ms.
-Writes the "perf-latency" section of docs/benchmarks.md.
+Writes the "perf-latency" section of docs/benchmarks.md; with --overlay, the draw panel's overlay is on for every
+draw measurement (occlusion: the coarse 8 x 8 squares every 4 pixels the panel uses) and the section written is
+"perf-latency-<overlay>".
 """
 from __future__ import annotations
 
@@ -206,6 +209,8 @@ def main() -> int:
     parser.add_argument("--data-dir", help="train on full MNIST from this folder (default: the embedded sample)")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each lateness measurement")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
+    parser.add_argument("--overlay", choices=["saliency", "grad-cam", "occlusion"],
+                        help="the draw panel's overlay, on while drawing (default: none)")
     args = parser.parse_args()
     from bench_common import qapp, show_every_live_view, spin, spin_until
 
@@ -227,6 +232,9 @@ def main() -> int:
     data_name = w.session.data.summary()
     layout = show_every_live_view(w)
     w.draw.feature_maps_check.setChecked(True)
+    if args.overlay:
+        w.draw.set_overlay(args.overlay)
+        print(f"overlay: {args.overlay}", flush=True)
     spin(0.5)
     probe, meter = build_probe(), build_draw_meter(w)
     meter.watch_maps()
@@ -289,11 +297,12 @@ def main() -> int:
                     verdict = ok(s["p99"], 50)
                 rows.append(f"| draw -> {label}, {'idle' if when == 'idle' else 'training'}, {pace} moves | "
                             f"{s['p50']:.1f} | {s['p99']:.1f} | {s['max']:.1f} | {target}: {verdict} |")
+    overlay = f" --overlay {args.overlay}" if args.overlay else ""
     body = "\n".join([
-        "### UI smoothness and draw-to-answer latency (`python bench/bench_ui_latency.py`)",
+        f"### UI smoothness and draw-to-answer latency (`python bench/bench_ui_latency.py{overlay}`)",
         "",
         f"{today()}, {machine()}. The real window, `gorner-dropout`, data: {data_name}; all live views "
-        f"visible ({layout}); \"Show in feature maps\" on. While training: ~{rate:,.0f} images/s, GUI process "
+        f"visible ({layout}); \"Show in feature maps\" on; overlay {args.overlay or 'none'}. While training: ~{rate:,.0f} images/s, GUI process "
         f"{100 * cpu:.0f}% of a core. Lateness: a 100 Hz precise QTimer, ms past its interval, over "
         f"{args.seconds:.0f} s. Draw: mouse moves posted to the canvas (queued like real input) along a digit; "
         "isolated = 130 ms apart, continuous = 16 ms apart (a 60 Hz mouse: the canvas coalesces moves to one "
@@ -305,7 +314,7 @@ def main() -> int:
         "",
         note + ".",
     ])
-    write_section("perf-latency", body)
+    write_section("perf-latency" + (f"-{args.overlay}" if args.overlay else ""), body)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Headless sub-commands on the same engine as the window: presets, train, evaluate, predict, export, download.
+"""Headless sub-commands on the same engine as the window: presets, train, evaluate, predict, explain,
+top-patches, ablate, export, download.
 
 A user error (bad file, bad option, impossible spec) prints one line ``error: ...`` on stderr and exits
 with code 2; ``--debug`` shows the traceback instead.
@@ -119,6 +120,30 @@ def build_parser() -> argparse.ArgumentParser:
                    "trained on colour images, any picture, fitted to its size as its training images were")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
+    p = sub.add_parser("explain", help="why a run's model reads an image as it does: its probabilities, the nearest "
+                       "training examples, and the smallest change that makes it each other class")
+    p.add_argument("run", help="a run folder or checkpoint file")
+    p.add_argument("image", help="a PNG/JPEG of one digit, prepared as `cnnviz predict` does")
+    p.add_argument("--out", metavar="DIR", help="write each changed image found as DIR/counterfactual-<class>.png (which "
+                   "`cnnviz predict` reads as that class)")
+    _add_step_option(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("top-patches", help="the test images (and the patch in each) that excite each filter of a "
+                       "conv layer most")
+    p.add_argument("run", help="a run folder or checkpoint file")
+    p.add_argument("--layer", required=True, help="a conv layer's name, e.g. conv1 (see the model table)")
+    p.add_argument("--k", type=int, default=8, help=f"patches per filter, {K_RANGE[0]} to {K_RANGE[1]} (default 8)")
+    _add_step_option(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output: filter index -> its patches "
+                   "(index, row, col, activation), highest first")
+
+    p = sub.add_parser("ablate", help="the test accuracy with each filter of a conv layer zeroed")
+    p.add_argument("run", help="a run folder or checkpoint file")
+    p.add_argument("--layer", required=True, help="a conv layer's name, e.g. conv1 (see the model table)")
+    _add_step_option(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
     p = sub.add_parser("open", help="open a saved run in the window (or follow one that is training)")
     p.add_argument("run", help="a run folder or checkpoint file")
     p.add_argument("compare", nargs="?", help="a second run to compare with, side by side")
@@ -131,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="download a dataset into the cache")
     p.add_argument("dataset", choices=[d for d in DATASET_CHOICES if d != "sample"])
     return parser
+
+
+K_RANGE = (1, 100)  # top-patches --k
+NEAREST = 8  # explain: training examples listed
+
+
+def _add_step_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--step", type=int, metavar="N", help="the exact weights of step N (0: the initial weights), "
+                   "recomputed from the run's timeline (default: the run's last weights)")
 
 
 # -- export as an animation (cnnviz/exports/animation.py): the options and their dispatch, kept together --------
@@ -516,40 +550,53 @@ def _summary_name(run) -> str | None:
     return name if isinstance(name, str) and len(name) < 100 else None
 
 
-def cmd_evaluate(args) -> int:
-    import dataclasses
-
+def _model_at_step(ckpt, run: str, step: int | None, quiet: bool):
+    """``(model, step)``: the run's model with its last weights, or the exact weights of ``step``, recomputed
+    from the nearest anchor before it (progress on stderr unless ``quiet``). Call it after the cheap checks."""
     import torch
+
+    model = ckpt.build_model()
+    if step is None:
+        return model, ckpt.step
+    from cnnviz.timeline.reader import RunTimeline
+    from cnnviz.timeline.replay import exact_weights
+
+    progress = _Progress(enabled=not quiet)
+    weights = exact_weights(RunTimeline.open(run), step, progress=progress.replay)
+    progress.finish()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    return model.eval(), step
+
+
+def _run_data(ckpt, data_dir: str | None = None, train: bool = False):
+    """The run's data (or that of ``data_dir``), checked against its model, its test split (and its training
+    split if ``train``) in the run's normalisation."""
+    import dataclasses
 
     from cnnviz.data.prepare import load_data
     from cnnviz.models import input_mismatch
-    from cnnviz.training.checkpoint import load_checkpoint
-    from cnnviz.training.trainer import evaluate
 
-    ckpt = load_checkpoint(args.run)
     data_cfg = ckpt.recipe.data
-    if args.data_dir:
-        data_cfg = dataclasses.replace(data_cfg, data_dir=_absolute(args.data_dir))
+    if data_dir:
+        data_cfg = dataclasses.replace(data_cfg, data_dir=_absolute(data_dir))
     data = load_data(data_cfg, fallback=False)
     mismatch = input_mismatch(ckpt.spec, data, "the run's model")  # trained weights cannot be refitted
     if mismatch:
         raise CnnvizError(mismatch)
     if data.num_classes != ckpt.spec.num_classes:
         raise CnnvizError(f"the run has {ckpt.spec.num_classes} classes but this data has {data.num_classes}")
-    model, step = ckpt.build_model(), ckpt.step
-    if args.step is not None:  # the exact weights of that step, recomputed from the nearest anchor before it
-        from cnnviz.timeline.reader import RunTimeline
-        from cnnviz.timeline.replay import exact_weights
+    data = dataclasses.replace(data, test=_renormalize(data.test, ckpt.normalization))
+    return dataclasses.replace(data, train=_renormalize(data.train, ckpt.normalization)) if train else data
 
-        progress = _Progress(enabled=not args.json)
-        timeline = RunTimeline.open(args.run)
-        weights = exact_weights(timeline, args.step, progress=progress.replay)
-        progress.finish()
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
-        step = args.step
-    split = dataclasses.replace(data.test)
-    split = _renormalize(split, ckpt.normalization)
-    result = evaluate(model, split, "test", step)
+
+def cmd_evaluate(args) -> int:
+    from cnnviz.training.checkpoint import load_checkpoint
+    from cnnviz.training.trainer import evaluate
+
+    ckpt = load_checkpoint(args.run)
+    data = _run_data(ckpt, args.data_dir)
+    model, step = _model_at_step(ckpt, args.run, args.step, args.json)
+    result = evaluate(model, data.test, "test", step)
     if args.json:
         print(json.dumps({"step": step, "test_accuracy": result.accuracy, "loss": result.loss,
                           "per_class_accuracy": [float(v) for v in result.per_class_accuracy],
@@ -559,26 +606,163 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _read_digit(path: str, ckpt):
+    """An image file as the run's model reads it (as `cnnviz predict` does): H x W float32 in [0, 1]."""
+    from cnnviz.imagefile import read_grayscale
+    from cnnviz.inspect.canvas import to_mnist
+
+    if int(ckpt.spec.input_shape[0]) == 3:  # a colour model: the image as a data folder's images are read
+        import numpy as np
+
+        from cnnviz.data.image_folder import decode_image
+
+        return decode_image(Path(path), tuple(ckpt.spec.input_shape[1:]), colour=True) / np.float32(255)
+    gray = read_grayscale(path)  # float32 in [0, 1]
+    if gray.mean() > 0.5:  # dark ink on light paper: MNIST is light ink on black
+        gray = 1.0 - gray
+    image = to_mnist(gray, shape=tuple(ckpt.spec.input_shape[1:]))  # MNIST's recipe at the model's H x W
+    if image is None:
+        raise CnnvizError(f"{path}: the image is blank; there is nothing to classify")
+    return image
+
+
+def cmd_explain(args) -> int:
+    import numpy as np
+
+    from cnnviz.inspect.canvas import to_mnist
+    from cnnviz.inspect.counterfactual import counterfactuals, quantize
+    from cnnviz.inspect.embedding import embed, nearest
+    from cnnviz.inspect.inference import InferenceModel
+    from cnnviz.training.checkpoint import load_checkpoint
+
+    out = None
+    if args.out:
+        from cnnviz.exports.outputs import output_folder
+
+        out = output_folder(args.out, "--out")
+    ckpt = load_checkpoint(args.run)
+    image = _read_digit(args.image, ckpt)
+    data = _run_data(ckpt, train=True)
+    model, step = _model_at_step(ckpt, args.run, args.step, args.json)
+    inference = InferenceModel(model, ckpt.normalization, tuple(ckpt.class_names))
+    probs = inference.predict(image)
+    if not np.isfinite(probs).all():
+        raise CnnvizError(f"{args.run}: the model's output for this image is not a number")
+    best = int(np.argmax(probs))
+    found = nearest(embed(model, data.train.images), embed(model, inference.to_tensor(image))[0], NEAREST)
+    near = [{"index": int(data.train.indices[i]), "label": int(data.train.labels[i]), "distance": float(d)}
+            for i, d in zip(found.indices, found.distances)]
+    shape = tuple(ckpt.spec.input_shape[1:])
+    # judged as `cnnviz predict` will read the written file: 8-bit, then MNIST's centring
+    # only inside the digit's box, so that the centring reads the box (and the scale) of the original
+    rows, cols = np.flatnonzero((image > 0.05).any(axis=1)), np.flatnonzero((image > 0.05).any(axis=0))
+    mask = np.zeros_like(image)
+    mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = 1
+    results = counterfactuals(model, ckpt.normalization, image, [c for c in range(len(probs)) if c != best],
+                              mask=mask, prepare=lambda a: to_mnist(quantize(a), shape=shape))
+    changes = {}
+    for r in results:
+        entry = {"success": r.success, "l2": round(r.l2, 4), "probability": r.probability, "steps": r.steps}
+        if out is not None and r.success:
+            entry["path"] = str(_write_png(out / f"counterfactual-{r.target}.png", r.image))
+        changes[str(r.target)] = entry
+    if args.json:
+        print(json.dumps({"step": step, "prediction": ckpt.class_names[best], "class": best,
+                          "probabilities": [float(p) for p in probs], "nearest": near,
+                          "counterfactuals": changes}))
+        return 0
+    print(f"{ckpt.class_names[best]} ({probs[best] * 100:.1f}%) at step {step}")
+    print("nearest training examples: " + ", ".join(f"#{n['index']} ({ckpt.class_names[n['label']]}, "
+                                                    f"{n['distance']:.2f})" for n in near))
+    print("smallest change to read it as another class (L2 in pixel units; smaller: less robust):")
+    for c, entry in changes.items():
+        result = f"L2 {entry['l2']:.2f}, p {entry['probability'] * 100:.0f}%" if entry["success"] else "not found"
+        print(f"  {ckpt.class_names[int(c)]:>12}: {result}" + (f"  {entry['path']}" if "path" in entry else ""))
+    return 0
+
+
+def _write_png(path, image) -> object:
+    """A [0, 1] image as an 8-bit grayscale PNG, written atomically."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from cnnviz.exports.outputs import write_bytes
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8), mode="L").save(buffer, format="PNG")
+    write_bytes(path, buffer.getvalue())
+    return path
+
+
+def _conv_layer(model, name: str) -> str:
+    """``name`` checked to be one of the model's conv layers (a CnnvizError listing them otherwise)."""
+    from cnnviz.inspect.top_patches import conv_layers
+
+    names = conv_layers(model)
+    if name not in names:
+        raise CnnvizError(f"'{name}' is not a conv layer of this run's model; its conv layers are: "
+                          f"{', '.join(names) or 'none'}")
+    return name
+
+
+def cmd_top_patches(args) -> int:
+    from cnnviz.training.checkpoint import load_checkpoint
+    from cnnviz.inspect.top_patches import top_patches
+
+    if not K_RANGE[0] <= args.k <= K_RANGE[1]:
+        raise CnnvizError(f"--k must be from {K_RANGE[0]} to {K_RANGE[1]} (got {args.k})")
+    ckpt = load_checkpoint(args.run)
+    layer = _conv_layer(ckpt.build_model(), args.layer)
+    data = _run_data(ckpt)
+    model, step = _model_at_step(ckpt, args.run, args.step, args.json)
+    result = top_patches(model, data.test.images, layer, args.k)
+    found = {str(f): result.entries(f) for f in range(result.filters)}
+    if args.json:
+        print(json.dumps(found))
+        return 0
+    print(f"{layer} at step {step}: the {args.k} test images that excite each filter most (index @ row,col: "
+          f"activation)")
+    for f, entries in found.items():
+        print(f"  filter {f:>3}: " + ", ".join(f"#{e['index']} @{e['row']},{e['col']}: {e['activation']:.2f}"
+                                               for e in entries))
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from cnnviz.training.checkpoint import load_checkpoint
+    from cnnviz.inspect.ablation import ablate
+
+    ckpt = load_checkpoint(args.run)
+    layer = _conv_layer(ckpt.build_model(), args.layer)
+    data = _run_data(ckpt)
+    model, step = _model_at_step(ckpt, args.run, args.step, args.json)
+    progress = _Progress(enabled=not args.json)
+    result = ablate(model, data.test.images, data.test.labels, layer,
+                    progress=lambda done, total: progress.count("ablating", done, total))
+    progress.finish()
+    without = {str(f): float(a) for f, a in enumerate(result.accuracy_without_filter)}
+    if args.json:
+        print(json.dumps({"layer": layer, "step": step, "examples": result.examples,
+                          "baseline_accuracy": result.baseline_accuracy, "accuracy_without_filter": without}))
+        return 0
+    print(f"{layer} at step {step}: test accuracy {result.baseline_accuracy * 100:.2f}% on {result.examples:,} "
+          f"images; with one filter zeroed:")
+    for f, acc in without.items():
+        drop = (result.baseline_accuracy - acc) * 100
+        print(f"  filter {f:>3}: {acc * 100:6.2f}% ({-drop:+.2f} points)")
+    return 0
+
+
 def cmd_predict(args) -> int:
     import numpy as np
 
-    from cnnviz.imagefile import read_grayscale
-    from cnnviz.inspect.canvas import to_mnist
     from cnnviz.inspect.inference import InferenceModel
     from cnnviz.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
-    if int(ckpt.spec.input_shape[0]) == 3:  # a colour model: the image as a data folder's images are read
-        from cnnviz.data.image_folder import decode_image
-
-        image = decode_image(Path(args.image), tuple(ckpt.spec.input_shape[1:]), colour=True) / np.float32(255)
-    else:
-        gray = read_grayscale(args.image)  # float32 in [0, 1]
-        if gray.mean() > 0.5:  # dark ink on light paper: MNIST is light ink on black
-            gray = 1.0 - gray
-        image = to_mnist(gray, shape=tuple(ckpt.spec.input_shape[1:]))  # MNIST's recipe at the model's H x W
-        if image is None:
-            raise CnnvizError(f"{args.image}: the image is blank; there is nothing to classify")
+    image = _read_digit(args.image, ckpt)
     probs = InferenceModel.from_checkpoint(ckpt).predict(image)
     if not np.isfinite(probs).all():  # a file can hold finite weights that still overflow on this image
         raise CnnvizError(f"{args.checkpoint}: the model's output for this image is not a number; "
@@ -695,7 +879,8 @@ def cmd_export(args) -> int:
 
 
 COMMANDS = {"presets": cmd_presets, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "info": cmd_info, "open": cmd_open, "download": cmd_download, "export": cmd_export}
+            "info": cmd_info, "open": cmd_open, "download": cmd_download, "export": cmd_export,
+            "explain": cmd_explain, "top-patches": cmd_top_patches, "ablate": cmd_ablate}
 
 
 def _renormalize(split, normalization):
@@ -779,6 +964,14 @@ class _Progress(Callback):
             return
         self._last = now
         self._write(f"recomputing from the nearest anchor: {done:,}/{total:,} steps")
+
+    def count(self, what: str, done: int, total: int) -> None:
+        """Progress of a piece of work counted in parts (the batches of an ablation)."""
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < self.interval and done < total):
+            return
+        self._last = now
+        self._write(f"{what}: {done:,}/{total:,}")
 
     def download(self, done: int, total: int | None, message: str = "") -> None:
         now = time.monotonic()

@@ -19,9 +19,11 @@ from cnnviz.gui.experiment_controller import ExperimentController
 from cnnviz.gui.session import Session
 from cnnviz.gui.timeline_model import TimelineModel
 from cnnviz.gui.training_controller import TrainingController
+from cnnviz.gui.widgets.ablation_view import AblationView
 from cnnviz.gui.widgets.compare_setup import CompareSetup
 from cnnviz.gui.widgets.compare_view import CompareView
 from cnnviz.gui.widgets.conv_playground import ConvPlayground
+from cnnviz.gui.widgets.counterfactual_view import CounterfactualView
 from cnnviz.gui.widgets.curves_view import CurvesView
 from cnnviz.gui.widgets.distributions_view import DistributionsView
 from cnnviz.gui.widgets.draw_panel import DrawPanel
@@ -93,6 +95,9 @@ class MainWindow(QMainWindow):
         self.timeline_bar = TimelineBar()
         self.distributions = DistributionsView(s, self.timeline)
         self.health = HealthView(s, self.timeline)
+        self.counterfactual = CounterfactualView(s)
+        self.counterfactual.drawing = self.draw.mnist_input
+        self.ablation = AblationView(s)
         self.exports = BackgroundTask(self)
         self.compare = CompareController(s, self.controller, self.timeline, self.curves.overlays, self)
         b = self.compare
@@ -177,6 +182,8 @@ class MainWindow(QMainWindow):
         self.compare_setup.stop_requested.connect(self.compare.close)
         self.compare.changed.connect(self._on_compare_changed)
         self.curves.run_list.add_requested.connect(lambda: add_run_to_curves(self))
+        self.counterfactual.send_to_canvas.connect(self._send_to_canvas)
+        self.draw.prediction_changed.connect(lambda _probs: self.counterfactual.drawing_changed())
 
     # -- the automation surface ------------------------------------------------------------------------
     def trainer_state(self) -> str:
@@ -200,6 +207,12 @@ class MainWindow(QMainWindow):
     def export_animation(self, path: str, choices: dict) -> bool:
         """Write the run as a GIF or MP4 in the background (choices: kind, view, size, fps, frames, scale)."""
         return export_animation(self, path, choices)
+
+    def _send_to_canvas(self, pixels) -> None:
+        """A counterfactual goes onto the drawing canvas, which comes to the front."""
+        self.draw.set_image(pixels)
+        self.docks["draw"].show()
+        self.docks["draw"].raise_()
 
     @Slot(str)
     def _select_layer(self, name: str) -> None:
@@ -474,6 +487,10 @@ class MainWindow(QMainWindow):
         self.loader.shutdown()
         self.exports.cancel()
         self.exports.wait()
+        for runner in (self.ablation.runner, self.counterfactual.runner, self.filters.top_patches.runner,
+                       self.draw.occlusion_runner):
+            runner.cancel()
+            runner.wait()
         self.timeline.shutdown()
         self.compare.shutdown()
         self.controller.shutdown()

@@ -1,8 +1,8 @@
 """The window's docks: which view goes where, and the one layout rule that keeps the window usable on a laptop.
 
 Every view is a dock of its own (movable, floatable, closable; View lists them). The default layout: the
-experiment panel on the left; curves (tabbed with evaluation, model, compare), feature maps (tabbed with
-filters, convolution, distributions, training health) and the draw panel on the right.
+experiment panel on the left; curves (tabbed with evaluation, model, compare, counterfactual, ablation),
+feature maps (tabbed with filters, convolution, distributions, training health) and the draw panel on the right.
 """
 from __future__ import annotations
 
@@ -46,11 +46,14 @@ def build_docks(w) -> dict[str, QDockWidget]:
         "compare": make_dock(w, "Compare", "compareDock", w.compare_view, right, scrolls=True),
         "distributions": make_dock(w, "Distributions", "distributionsDock", w.distributions, right),
         "health": make_dock(w, "Training health", "healthDock", w.health, right),
+        "counterfactual": make_dock(w, "Counterfactual", "counterfactualDock", w.counterfactual, right,
+                                    scrolls=True),
+        "ablation": make_dock(w, "Ablation", "ablationDock", w.ablation, right),
     }
     d["experiment"].setMinimumWidth(320)
     w.splitDockWidget(d["curves"], d["draw"], Qt.Orientation.Horizontal)
     w.splitDockWidget(d["curves"], d["feature_maps"], Qt.Orientation.Vertical)
-    for name in ("evaluation", "model", "compare"):
+    for name in ("evaluation", "model", "compare", "counterfactual", "ablation"):
         w.tabifyDockWidget(d["curves"], d[name])
     for name in ("filters", "playground", "distributions", "health"):
         w.tabifyDockWidget(d["feature_maps"], d[name])

@@ -151,11 +151,15 @@ def test_untrained_note_and_trained_prediction(qtbot, panel, session, trained_sn
     assert not panel.untrained_note.isHidden()
 
 
-@pytest.mark.parametrize("mode", ["Saliency", "Grad-CAM"])
-def test_overlay_maps(panel, mode):
+@pytest.mark.parametrize("mode", ["Saliency", "Grad-CAM", "Occlusion"])
+def test_overlay_maps(qtbot, panel, mode):
     _draw(panel.canvas, SEVEN)
     assert panel.overlay() is None  # "None" by default: nothing computed
-    panel.set_overlay(mode)
+    if mode == "Occlusion":  # worked out in the background: it follows the answer
+        with qtbot.waitSignal(panel.overlay_changed, timeout=5000):
+            panel.set_overlay(mode)
+    else:
+        panel.set_overlay(mode)
     heat = panel.overlay()
     assert heat.shape == (28, 28) and heat.dtype == np.float32
     assert 0.0 <= heat.min() and heat.max() <= 1.0 and heat.max() > 0
@@ -163,6 +167,41 @@ def test_overlay_maps(panel, mode):
     assert panel.overlay() is None
     with pytest.raises(ValueError, match="unknown overlay"):
         panel.set_overlay("heat")
+
+
+def test_occlusion_overlay_follows_the_answer_from_the_background_and_is_the_drawings_own_map(
+        qtbot, panel, session, trained_snapshot):
+    from cnnviz.inspect.occlusion import DRAW_STRIDE, DRAW_WINDOW, occlusion
+
+    session.apply_snapshot(trained_snapshot)
+    with qtbot.waitSignal(panel.overlay_changed, timeout=5000):
+        panel.set_overlay("Occlusion")
+        _draw(panel.canvas, SEVEN)
+    x = session.to_tensor(panel.mnist_input())
+    expected = occlusion(session.model, x, target=int(np.argmax(panel.probabilities())), window=DRAW_WINDOW,
+                         stride=DRAW_STRIDE)
+    np.testing.assert_allclose(panel.overlay(), expected, atol=1e-6)
+    first = panel.overlay()
+    with qtbot.waitSignal(panel.overlay_changed, timeout=5000):
+        _draw(panel.canvas, ONE)  # drawn on: the seven's map stays on show until the new drawing's arrives
+        assert panel.probabilities() and np.array_equal(panel.overlay(), first)
+    x = session.to_tensor(panel.mnist_input())
+    expected = occlusion(session.model, x, target=int(np.argmax(panel.probabilities())), window=DRAW_WINDOW,
+                         stride=DRAW_STRIDE)
+    np.testing.assert_allclose(panel.overlay(), expected, atol=1e-6)
+
+
+def test_an_image_sent_to_the_canvas_is_read_as_it_is_and_strokes_add_to_it(qtbot, panel, session, sample_data):
+    image = sample_data.test.raw[5].astype(np.float32) / 255.0
+    with qtbot.waitSignal(panel.prediction_changed, timeout=2000):
+        panel.set_image(image)
+    np.testing.assert_array_equal(panel.mnist_input(), image)
+    np.testing.assert_allclose(panel.probabilities(), session.predict(image), atol=1e-6)
+    _draw(panel.canvas, ONE)
+    qtbot.waitUntil(lambda: not np.array_equal(panel.mnist_input(), image), timeout=2000)
+    assert panel.canvas.picture() is not None
+    panel.canvas.clear()
+    assert panel.canvas.is_empty() and panel.canvas.picture() is None
 
 
 def test_show_in_feature_maps_selects_the_drawing(qtbot, panel, session):

@@ -6,9 +6,11 @@ the drawing, and handed out in the 280 x 280 pixel frame that
 """
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QImage,
     QInputDevice,
     QKeySequence,
     QMouseEvent,
@@ -57,6 +59,8 @@ class DrawCanvas(QWidget):
         self._width = DEFAULT_STROKE_WIDTH
         self._show_guide = True
         self._throttle = Throttle(16, self.strokes_changed.emit, self)
+        self._picture: np.ndarray | None = None  # an image put on the canvas (a counterfactual), under the strokes
+        self._picture_image: QImage | None = None
 
     # -- public API ------------------------------------------------------------------------------------
     def strokes(self) -> list[list[tuple[float, float]]]:
@@ -65,8 +69,26 @@ class DrawCanvas(QWidget):
         return [[(x * s, y * s) for x, y in stroke] for stroke in self._strokes]
 
     def is_empty(self) -> bool:
-        """True when nothing is drawn."""
-        return not self._strokes
+        """True when nothing is drawn and no picture is on the canvas."""
+        return not self._strokes and self._picture is None
+
+    def picture(self) -> np.ndarray | None:
+        """The H x W [0, 1] image put on the canvas with :meth:`set_picture` (strokes are drawn over it)."""
+        return None if self._picture is None else self._picture.copy()
+
+    def set_picture(self, pixels: np.ndarray | None) -> None:
+        """Replace the drawing with an image (H x W in [0, 1], ink = 1), shown under any new strokes."""
+        self._drawing = False
+        self._strokes = []
+        if pixels is None:
+            self._picture = self._picture_image = None
+        else:
+            self._picture = np.clip(np.asarray(pixels, np.float32), 0, 1)
+            data = np.ascontiguousarray((self._picture * 255 + 0.5).astype(np.uint8))
+            h, w = data.shape
+            self._picture_image = QImage(data.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+        self.update()
+        self._throttle.flush()
 
     def is_drawing(self) -> bool:
         """True between pen/mouse press and release."""
@@ -75,8 +97,9 @@ class DrawCanvas(QWidget):
     def clear(self) -> None:
         """Remove every stroke."""
         self._drawing = False
-        had = bool(self._strokes)
+        had = bool(self._strokes) or self._picture is not None
         self._strokes = []
+        self._picture = self._picture_image = None
         self.update()
         if had:
             self._throttle.flush()
@@ -238,7 +261,9 @@ class DrawCanvas(QWidget):
         side = sq.width()
         if self._show_guide:
             self._paint_guide(p, sq)
-        if not self._strokes:
+        if self._picture_image is not None:
+            p.drawImage(sq, self._picture_image)
+        elif not self._strokes:
             p.setPen(QColor(120, 120, 120))
             hint = QRectF(sq.x(), sq.center().y() + side * 0.06, side, side * 0.1)  # below the cross
             p.drawText(hint, Qt.AlignmentFlag.AlignCenter, "Draw a digit here")

@@ -1,11 +1,15 @@
 """Draw a digit and watch the network read it: the image it sees (28 x 28 for MNIST; always the model's
-input size), live class probabilities and where it looks (saliency / Grad-CAM).
+input size), live class probabilities and where it looks (saliency / Grad-CAM / occlusion).
 
 Every update draws only the new pen segments (``StrokeRasterizer``), then one ``to_mnist`` and one forward
 pass (a few ms), so predictions
-follow the pen while drawing; weight updates from a running training are coalesced to <= 10 Hz.
+follow the pen while drawing; weight updates from a running training are coalesced to <= 10 Hz. Occlusion (36
+forward passes) is worked out off the GUI thread on a copy of the weights, so it never delays the answer: the
+map follows a moment later (the newest drawing's), the previous one staying on show meanwhile.
 """
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pyqtgraph as pg
@@ -24,14 +28,17 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.errors import CnnvizError
+from cnnviz.gui.job_runner import JobRunner
 from cnnviz.gui.session import InputImage
 from cnnviz.gui.widgets.colormaps import sequential_lut
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.draw_canvas import CANVAS_PIXELS, DEFAULT_STROKE_WIDTH, DrawCanvas
 from cnnviz.inspect.canvas import StrokeRasterizer, digit_box, to_mnist
+from cnnviz.inspect.occlusion import DRAW_STRIDE, DRAW_WINDOW, occlusion
 from cnnviz.inspect.saliency import grad_cam, saliency
 
-OVERLAYS = ("None", "Saliency", "Grad-CAM")
+OVERLAYS = ("None", "Saliency", "Grad-CAM", "Occlusion")
+OCCLUSION_INTERVAL_MS = 120
 _PREVIEW_SIDE = 168  # 6 screen pixels per MNIST pixel
 _HEAT_LUT = sequential_lut("inferno")[:, :3].astype(np.float32)
 _UNTRAINED = "The model is untrained: predictions are random until you train"
@@ -128,6 +135,7 @@ class DrawPanel(QWidget):
     """
 
     prediction_changed = Signal(list)
+    overlay_changed = Signal()  # an occlusion map worked out in the background is on show
 
     def __init__(self, session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -139,6 +147,13 @@ class DrawPanel(QWidget):
         self._rasterizer = StrokeRasterizer(CANVAS_PIXELS)  # the drawing's raster, grown stroke by stroke
         self._dirty = False
         self._weights_throttle = Throttle(100, self._refresh, self)  # training sends weights at ~5 Hz
+        self._weights_version = 0  # counts weight changes: the occlusion worker's copy is renewed on one
+        self._occlusion_model = None  # (version, model) the background occlusion runs on
+        self.occlusion_runner = JobRunner()  # no parent: see JobRunner
+        self.occlusion_runner.done.connect(self._on_occlusion)
+        self._occlusion_wanted = None  # (pixels, input, target) of the newest drawing
+        # at most ~8 maps a second while the pen moves, so the map's work leaves the answer's CPU alone
+        self._occlusion_throttle = Throttle(OCCLUSION_INTERVAL_MS, self._submit_occlusion, self)
         self._build()
         self.canvas.strokes_changed.connect(self._on_strokes_changed)
         session.weights_changed.connect(self._on_weights_changed)
@@ -218,7 +233,9 @@ class DrawPanel(QWidget):
         self.overlay_combo.setToolTip(
             "Colour the pixels the prediction depends on:\n"
             "Saliency: how much a small change of each pixel moves the top class's score.\n"
-            "Grad-CAM: which regions of the last convolution layer speak for the top class.")
+            "Grad-CAM: which regions of the last convolution layer speak for the top class.\n"
+            f"Occlusion: how much the top class's probability drops when a {DRAW_WINDOW} x {DRAW_WINDOW} square "
+            "there is blanked out (what the network really uses, not a slope).")
         self.overlay_combo.currentIndexChanged.connect(self._refresh)
         overlay_row = QHBoxLayout()
         overlay_row.addWidget(QLabel("Overlay"))
@@ -278,26 +295,35 @@ class DrawPanel(QWidget):
         return None if self._pixels is None else self._pixels.copy()
 
     def overlay(self) -> np.ndarray | None:
-        """The saliency / Grad-CAM map (the input's H x W, 0..1) laid over the preview, or None."""
+        """The saliency / Grad-CAM / occlusion map (the input's H x W, 0..1) laid over the preview, or None.
+
+        Occlusion comes from the background: the map on show (the previous drawing's until ``overlay_changed``)."""
         if self._dirty:
             self._refresh()
         return None if self._heat is None else self._heat.copy()
 
     def set_overlay(self, name: str) -> None:
-        """Choose the overlay: one of ``OVERLAYS`` ("None", "Saliency", "Grad-CAM"; case-insensitive)."""
+        """Choose the overlay: one of ``OVERLAYS`` ("None", "Saliency", "Grad-CAM", "Occlusion"; any case)."""
         names = [o.lower() for o in OVERLAYS]
         if name.lower() not in names:
             raise ValueError(f"unknown overlay '{name}'; choose one of {', '.join(OVERLAYS)}")
         self.overlay_combo.setCurrentIndex(names.index(name.lower()))
 
+    def set_image(self, pixels: np.ndarray) -> None:
+        """Put an image (the model's H x W, [0, 1], ink = 1) on the canvas as the drawing, e.g. a counterfactual;
+        it is read as it is until strokes are drawn over it."""
+        self.canvas.set_picture(pixels)  # strokes_changed follows: the prediction and the feature maps update
+
     # -- session signals -------------------------------------------------------------------------------
     def _on_weights_changed(self, snapshot) -> None:
+        self._weights_version += 1
         if not self.isVisible():
             self._dirty = True  # hidden: cost nothing now, catch up in showEvent
             return
         self._weights_throttle.request()
 
     def _on_model_or_data_changed(self, _value) -> None:
+        self._weights_version += 1
         drawing = self._session.selected_input
         if drawing is not None and drawing.source == "drawing" and drawing.pixels.shape != self._session.input_size:
             # The feature maps show this drawing at the old input size: prepare it again for the new model.
@@ -327,11 +353,20 @@ class DrawPanel(QWidget):
         had = self._pixels is not None
         pixels = None
         self._show_input_size()
-        if not self.canvas.is_empty():
+        picture = self.canvas.picture()
+        if picture is not None and not self.canvas.strokes() and picture.shape == session.input_size:
+            pixels = picture  # an image sent to the canvas (a counterfactual) is read as it is
+        elif not self.canvas.is_empty():
             raster = self._rasterizer.render(self.canvas.strokes(), self.canvas.stroke_width())
+            if picture is not None:  # strokes drawn over a picture: both, prepared together
+                rows = np.arange(raster.shape[0]) * picture.shape[0] // raster.shape[0]
+                cols = np.arange(raster.shape[1]) * picture.shape[1] // raster.shape[1]
+                raster = np.maximum(raster, picture[rows][:, cols])
             pixels = to_mnist(raster, shape=session.input_size)  # MNIST's recipe at the model's input size
         names = tuple(session.class_names)
-        self._pixels, self._probs, self._heat = pixels, [], None
+        # an occlusion map stays on show until the new drawing's own arrives (no flicker while drawing)
+        keep = self._heat if self.overlay_combo.currentText() == "Occlusion" and pixels is not None else None
+        self._pixels, self._probs, self._heat = pixels, [], keep
         self.error_note.hide()
         if pixels is None:
             self._show_empty(names)
@@ -382,8 +417,39 @@ class DrawPanel(QWidget):
             return None
         x = self._session.to_tensor(pixels)
         target = int(np.argmax(self._probs))
+        if mode == "Occlusion":
+            self._request_occlusion(pixels, x, target)
+            return self._heat  # the last map until this drawing's arrives
+
         fn = saliency if mode == "Saliency" else grad_cam
         return np.asarray(fn(self._session.model, x, target=target), dtype=np.float32)
+
+    def _request_occlusion(self, pixels: np.ndarray, x, target: int) -> None:
+        """Work out the occlusion map of ``pixels`` in the background (a coarse grid: 36 images on 28 x 28)."""
+        self._occlusion_wanted = (pixels, x, target)
+        self._occlusion_throttle.request()
+
+    def _submit_occlusion(self) -> None:
+        if self._occlusion_wanted is None:
+            return
+        (pixels, x, target), self._occlusion_wanted = self._occlusion_wanted, None
+        if self._occlusion_model is None or self._occlusion_model[0] != self._weights_version:
+            self._occlusion_model = (self._weights_version, copy.deepcopy(self._session.model))
+        model, token = self._occlusion_model[1], pixels.tobytes()
+
+        def work(progress, cancel):
+            heat = occlusion(model, x, target=target, window=DRAW_WINDOW, stride=DRAW_STRIDE)
+            return token, np.asarray(heat, dtype=np.float32)
+
+        self.occlusion_runner.submit(work)
+
+    def _on_occlusion(self, result) -> None:
+        token, heat = result
+        if self._pixels is None or token != self._pixels.tobytes() or self.overlay_combo.currentText() != "Occlusion":
+            return  # drawn on since, or the overlay changed: a newer request follows
+        self._heat = heat
+        self._preview.setImage(_blend_heatmap(self._pixels, heat), levels=(0, 255), autoLevels=False)
+        self.overlay_changed.emit()
 
     # -- feature maps ----------------------------------------------------------------------------------
     def _on_strokes_changed(self) -> None:

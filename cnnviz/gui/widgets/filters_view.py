@@ -1,4 +1,5 @@
-"""The convolution filters of the model, how much each moved during the last epoch, and one enlarged.
+"""The convolution filters of the model, how much each moved during the last epoch, and one enlarged with
+the test patches that excite it most (:mod:`top_patches_view`).
 
 Each conv layer is ONE image (:func:`filter_mosaic`), blue for negative weights, white for zero and red
 for positive, on one symmetric scale per layer; a colour model's first layer is drawn in colour instead
@@ -34,6 +35,7 @@ from cnnviz.gui.widgets.mosaic_canvas import (
     MosaicCanvas,
     gap_labels,
 )
+from cnnviz.gui.widgets.top_patches_view import TopPatchesPanel
 from cnnviz.inspect.filters import conv_weights, filter_change, filter_mosaic, rgb_filter_mosaic
 from cnnviz.inspect.mosaic import Mosaic
 
@@ -180,6 +182,8 @@ class FiltersView(QWidget):
         dl.addWidget(self._detail_canvas, 0, Qt.AlignmentFlag.AlignHCenter)
         dl.addWidget(self._detail_info)
         dl.addWidget(self._table, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.top_patches = TopPatchesPanel(self.session)  # the test images that excite the filter most
+        dl.addWidget(self.top_patches)
         dl.addStretch(1)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self._stack)
@@ -429,6 +433,7 @@ class FiltersView(QWidget):
             self._detail_canvas.hide()
             self._table.hide()
             self._detail_info.setText("Click a filter to enlarge it and read its weights.")
+            self.top_patches.show_filter(None)
             return
         name, k = self._selected
         w = self._weights[name]
@@ -458,6 +463,8 @@ class FiltersView(QWidget):
         self._table.setVisible(show_numbers)
         if show_numbers:
             self._fill_table(w[k, min(self._in_channel, n_in - 1)], scale)
+        if self.top_patches.shown() != (name, k):
+            self.top_patches.show_filter(name, k)
 
     def _fill_table(self, kernel: np.ndarray, scale: float) -> None:
         kh, kw = kernel.shape
