@@ -641,6 +641,10 @@ def cmd_explain(args) -> int:
 
         out = output_folder(args.out, "--out")
     ckpt = load_checkpoint(args.run)
+    if int(ckpt.spec.input_shape[0]) != 1:
+        raise CnnvizError(f"{args.run}: explain works on models of gray images (its search for the smallest change "
+                          f"adds or removes ink); this model takes colour images. `cnnviz predict`, `top-patches` and "
+                          f"`ablate` work on it")
     image = _read_digit(args.image, ckpt)
     data = _run_data(ckpt, train=True)
     model, step = _model_at_step(ckpt, args.run, args.step, args.json)

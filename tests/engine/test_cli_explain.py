@@ -107,3 +107,24 @@ def test_ablate_keeps_the_baseline_of_evaluate_and_its_step_option_recomputes_th
 def test_explain_top_patches_and_ablate_user_errors_are_one_line(trained, capsys, argv, needle):
     code, _, err = run(capsys, *[a.format(run=trained) for a in argv])
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_explain_on_a_colour_model_says_what_works_instead(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("test", 4)):
+        for c, name in enumerate(("red", "green")):
+            for i in range(n):
+                a = (rng.random((12, 12, 3)) * 60).astype(np.uint8)
+                a[3:9, 3:9, c] = 255
+                path = tmp_path / "colour" / split / name / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(a).save(path)
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "cntk-conv", "--data-dir", str(tmp_path / "colour"), "--epochs", "1", "--batch-size", "8",
+                 "--out", str(run), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["explain", str(run), str(tmp_path / "colour" / "test" / "red" / "0.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "colour images" in err and "top-patches" in err
