@@ -183,7 +183,7 @@ class MainWindow(QMainWindow):
         self.compare.changed.connect(self._on_compare_changed)
         self.curves.run_list.add_requested.connect(lambda: add_run_to_curves(self))
         self.counterfactual.send_to_canvas.connect(self._send_to_canvas)
-        self.draw.prediction_changed.connect(lambda _probs: self.counterfactual.drawing_changed())
+        self.draw.prediction_changed.connect(self._on_drawing_predicted)
 
     # -- the automation surface ------------------------------------------------------------------------
     def trainer_state(self) -> str:
@@ -207,6 +207,9 @@ class MainWindow(QMainWindow):
     def export_animation(self, path: str, choices: dict) -> bool:
         """Write the run as a GIF or MP4 in the background (choices: kind, view, size, fps, frames, scale)."""
         return export_animation(self, path, choices)
+
+    def _on_drawing_predicted(self, _probs) -> None:
+        self.counterfactual.drawing_changed()
 
     def _send_to_canvas(self, pixels) -> None:
         """A counterfactual goes onto the drawing canvas, which comes to the front."""

@@ -136,7 +136,7 @@ class CounterfactualView(QWidget):
         self.robustness.setToolTip("Robustness: the size (L2, pixel units) of the smallest change that makes the "
                                    "network answer each class. Small: the input is close to that class. Click a "
                                    "class to show its change.")
-        self.robustness.cellClicked.connect(lambda _row, col: self.set_target(col))
+        self.robustness.cellClicked.connect(self._on_cell_clicked)
         self.robustness.verticalHeader().setDefaultSectionSize(28)
         self.robustness.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.robustness.horizontalHeader().setMinimumSectionSize(34)
@@ -163,6 +163,9 @@ class CounterfactualView(QWidget):
     # -- automation surface ----------------------------------------------------------------------------
     def set_source(self, name: str) -> None:
         self.source_combo.setCurrentIndex(SOURCES.index(name))
+
+    def _on_cell_clicked(self, _row: int, col: int) -> None:
+        self.set_target(col)
 
     def set_target(self, target: int) -> None:
         self.target_combo.setCurrentIndex(int(target))

@@ -152,7 +152,7 @@ class FiltersView(QWidget):
         s.history_reset.connect(self._on_history_reset)
         s.epoch_ended.connect(self._on_epoch_ended)
         s.state_changed.connect(self._on_state_changed)
-        s.surgery_changed.connect(lambda _ops: self._schedule(0))
+        s.surgery_changed.connect(self._on_surgery_changed)  # a bound method: a lambda would keep the view alive
         self._on_history_reset(s.history)
 
     def _build_ui(self) -> None:
@@ -205,6 +205,9 @@ class FiltersView(QWidget):
         if not self._timer.isActive() or self._timer.remainingTime() > wait:
             # an urgent refresh (a new input, a new model) does not wait behind a throttled one (new weights)
             self._timer.start(wait)
+
+    def _on_surgery_changed(self, operations) -> None:
+        self._schedule(0)
 
     def _on_weights_changed(self, snapshot) -> None:
         self._schedule(_DELAY_MS)

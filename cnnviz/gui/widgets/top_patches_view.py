@@ -41,12 +41,16 @@ class PatchStrip(QWidget):
         self._items: list[tuple[int, QImage, tuple[int, int, int, int], float, str]] = []
 
     def set_items(self, items: list[tuple[int, np.ndarray, tuple[int, int, int, int], float, str]]) -> None:
-        """``(test index, raw uint8 image (H, W), box (top, left, bottom, right), activation, tooltip)`` each."""
+        """``(test index, raw uint8 image (H, W) or (H, W, 3), box (top, left, bottom, right), activation, tooltip)``
+        each."""
         self._items = []
         for index, raw, box, activation, tip in items:
             a = np.ascontiguousarray(raw, dtype=np.uint8)
-            h, w = a.shape
-            image = QImage(a.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+            h, w = a.shape[:2]
+            if a.ndim == 3:  # colour
+                image = QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+            else:
+                image = QImage(a.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
             self._items.append((index, image, box, activation, tip))
         self.updateGeometry()
         self.update()
@@ -119,7 +123,7 @@ class TopPatchesPanel(QWidget):
         self._dirty = True
         self.runner = JobRunner()  # no parent: see JobRunner
         self.runner.done.connect(self._on_done)
-        self.runner.failed.connect(lambda text: self.caption.setText(text))
+        self.runner.failed.connect(self._on_failed)  # not a lambda: one holding `self` would keep the view alive
         self._throttle = Throttle(200, self._request, self)
         self.caption = QLabel("")
         self.caption.setObjectName("topPatchesCaption")
@@ -199,6 +203,9 @@ class TopPatchesPanel(QWidget):
             return generation, step, whole, {layer: tracker.result(layer) for layer in tracker.layers}
 
         self.runner.submit(work)
+
+    def _on_failed(self, text: str) -> None:
+        self.caption.setText(text)
 
     def _on_done(self, result) -> None:
         generation, step, whole, results = result
