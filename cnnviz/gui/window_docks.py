@@ -2,7 +2,7 @@
 
 Every view is a dock of its own (movable, floatable, closable; View lists them). The default layout: the
 experiment panel on the left; curves (tabbed with evaluation, model, compare), feature maps (tabbed with
-filters, convolution, distributions, training health) and the draw panel on the right.
+filters, convolution, distributions, training health, projector) and the draw panel on the right.
 """
 from __future__ import annotations
 
@@ -46,13 +46,14 @@ def build_docks(w) -> dict[str, QDockWidget]:
         "compare": make_dock(w, "Compare", "compareDock", w.compare_view, right, scrolls=True),
         "distributions": make_dock(w, "Distributions", "distributionsDock", w.distributions, right),
         "health": make_dock(w, "Training health", "healthDock", w.health, right),
+        "projector": make_dock(w, "Projector", "projectorDock", w.projector, right),
     }
     d["experiment"].setMinimumWidth(320)
     w.splitDockWidget(d["curves"], d["draw"], Qt.Orientation.Horizontal)
     w.splitDockWidget(d["curves"], d["feature_maps"], Qt.Orientation.Vertical)
     for name in ("evaluation", "model", "compare"):
         w.tabifyDockWidget(d["curves"], d[name])
-    for name in ("filters", "playground", "distributions", "health"):
+    for name in ("filters", "playground", "distributions", "health", "projector"):
         w.tabifyDockWidget(d["feature_maps"], d[name])
     d["curves"].raise_()
     d["feature_maps"].raise_()

@@ -7,6 +7,7 @@ weights change instead of jumping. Plain numpy; no scikit-learn needed.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,6 +109,22 @@ class Projection:
         return None if self.basis is None else self.basis.project(embedding)[0]
 
 
+def aligned(projection: Projection, previous: Projection | None) -> Projection:
+    """``projection`` (PCA) turned onto ``previous`` when both picture the same points; else unchanged.
+
+    The turn is a rotation or a flip only (no scaling), so distances in the picture stay PCA's; the basis
+    turns with the points, so the drawing is placed the same way.
+    """
+    if (previous is None or previous.basis is None or projection.basis is None
+            or previous.coords.shape != projection.coords.shape
+            or not np.array_equal(previous.indices, projection.indices)):
+        return projection
+    rotation = procrustes(projection.coords, previous.coords)
+    basis = PcaBasis(projection.basis.mean, projection.basis.axes @ rotation)
+    coords = (projection.coords.astype(np.float64) @ rotation).astype(np.float32)
+    return dataclasses.replace(projection, coords=coords, basis=basis)
+
+
 def pca_projection(embeddings: np.ndarray, labels: np.ndarray, predicted: np.ndarray, indices: np.ndarray,
                    step: int = 0, previous: Projection | None = None) -> Projection:
     """The PCA picture of ``embeddings``, turned onto ``previous`` when it shows the same points (PCA).
@@ -115,14 +132,9 @@ def pca_projection(embeddings: np.ndarray, labels: np.ndarray, predicted: np.nda
     The alignment is a rotation or a flip only (no scaling), so distances in the picture stay PCA's.
     """
     basis = pca_fit(embeddings)
-    coords = basis.project(embeddings)
-    if (previous is not None and previous.basis is not None and previous.coords.shape == coords.shape
-            and np.array_equal(previous.indices, indices)):
-        rotation = procrustes(coords, previous.coords)
-        basis = PcaBasis(basis.mean, basis.axes @ rotation)
-        coords = basis.project(embeddings)
-    return Projection(coords, np.asarray(labels, np.int64), np.asarray(predicted, np.int64),
-                      np.asarray(indices, np.int64), int(step), "PCA", basis)
+    projection = Projection(basis.project(embeddings), np.asarray(labels, np.int64),
+                            np.asarray(predicted, np.int64), np.asarray(indices, np.int64), int(step), "PCA", basis)
+    return aligned(projection, previous)
 
 
 def project_model(model: nn.Module, images: torch.Tensor, labels: np.ndarray, indices: np.ndarray,
