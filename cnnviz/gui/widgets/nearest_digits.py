@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from cnnviz.errors import CnnvizError
@@ -32,7 +32,12 @@ def _bank_work(model, images, indices, step):
 
 
 class NearestDigits(QWidget):
-    """A row of the ``K`` training images nearest to a query embedding, each with its label."""
+    """A row of the ``K`` training images nearest to a query embedding, each with its label.
+
+    ``updated(list)`` carries the training indices shown after every change (empty when none).
+    """
+
+    updated = Signal(list)
 
     def __init__(self, session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -191,3 +196,4 @@ class NearestDigits(QWidget):
             label.setText(name)
             image.setToolTip(f"Training image #{index}, labelled {name}; distance {float(distances[i]):.3g} "
                              f"in the embedding (step {self._bank_step} weights)")
+        self.updated.emit(list(self._shown))
