@@ -252,6 +252,8 @@ def main() -> int:
     w.draw.feature_maps_check.setChecked(True)
     spin(0.5)
     spin_until(lambda: w.draw.nearest.bank_ready(), 120)  # the nearest digits' bank, embedded in the background
+    w.projector.wait(120000)  # and the projector's first picture and class image: one-off work after a change
+    w.projector.class_actmax.wait(120000)
     probe, meter = build_probe(), build_draw_meter(w)
     meter.watch_maps()
     out = {}

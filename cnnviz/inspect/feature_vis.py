@@ -9,6 +9,7 @@ range [0, 1] (ink = 1) and go through the data's normalisation, as a real digit 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -102,7 +103,9 @@ def maximise(model: nn.Module, shape: tuple[int, int], layer: str | None = None,
     objective = _objective(model, layer, index)
     kernel = _gaussian_kernel(s.blur_sigma)
     pad = kernel.shape[-1] // 2
-    opt = torch.optim.Adam([x], lr=s.lr)
+    # Adam by hand (torch.optim's first step held the GIL for ~0.2 s, freezing the window's GUI thread)
+    m1, m2 = torch.zeros_like(x), torch.zeros_like(x)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
     report = progress or (lambda done, total: None)
     target = f"class {index}" if layer is None else f"{layer} filter {index}"
     with eval_mode(model), torch.enable_grad():
@@ -116,13 +119,16 @@ def maximise(model: nn.Module, shape: tuple[int, int], layer: str | None = None,
             value = objective((shifted - mean) / std)
             loss = -value + s.decay * (x ** 2).sum()
             (grad,) = torch.autograd.grad(loss, x)
-            x.grad = grad
-            opt.step()
             with torch.no_grad():
+                m1.mul_(beta1).add_(grad, alpha=1 - beta1)
+                m2.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                t = step + 1
+                x.sub_(s.lr * (m1 / (1 - beta1 ** t)) / ((m2 / (1 - beta2 ** t)).sqrt() + eps))
                 if s.blur_every and (step + 1) % s.blur_every == 0:
                     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
                     x.copy_(torch.nn.functional.conv2d(padded, kernel))
                 x.clamp_(0.0, 1.0)
+            time.sleep(0)  # let the GUI thread have the GIL between steps
             if (step + 1) % 16 == 0:
                 report(step + 1, s.steps)
         with torch.no_grad():

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from cnnviz.gui.widgets.draw_panel import DrawPanel
+from cnnviz.gui.widgets.nearest_digits import BANK_POINTS
 from cnnviz.inspect.embedding import embed
 from cnnviz.inspect.projection import subset_indices
 from tests.gui.test_draw_panel import SEVEN, _draw
@@ -32,7 +33,7 @@ def test_nearest_row_shows_eight_labelled_training_digits_after_drawing(qtbot, p
     names = session.data.class_names
     assert labels == [names[int(session.data.train.labels[i])] for i in shown]
     # the very nearest, by brute force over the same subset with the same weights
-    idx = subset_indices(len(session.data.train), 10_000)
+    idx = subset_indices(len(session.data.train), BANK_POINTS)
     bank = embed(session.model, session.data.train.images[idx])
     query = embed(session.model, session.to_tensor(panel.mnist_input()))[0]
     brute = idx[np.argsort(np.linalg.norm(bank - query, axis=1), kind="stable")[:8]]

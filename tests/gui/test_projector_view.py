@@ -45,8 +45,8 @@ def test_pca_of_the_test_subset_with_the_models_own_mistakes(view, session, trai
     with torch.no_grad():
         predicted = session.model(session.data.test.images[p.indices]).argmax(1).numpy()
     assert np.array_equal(p.predicted, predicted)
-    assert len(view.mistakes.data) == int((predicted != p.labels).sum())
-    assert len(view.points.data) + len(view.mistakes.data) == len(p.indices)
+    right, wrong = view.point_count()
+    assert wrong == int((predicted != p.labels).sum()) and right + wrong == len(p.indices)
     assert f"step {trained_snapshot.step}" in view.status.text()
 
 
@@ -149,6 +149,8 @@ def test_tsne_reports_progress_then_shows_and_pca_comes_back(qtbot, view, sessio
     e = embed(session.model, session.data.test.images[int(p.indices[3])])[0]
     view.set_drawing(e)  # placed among its neighbours
     assert view.drawing_position() is not None
+    session.show_weights(_initial(session))  # the timeline moves on: the t-SNE says which step it shows
+    assert "press t-SNE again" in view.status.text()
     view.pca_button.click()
     assert view.mode() == "PCA" and view.shown().method == "PCA"
 

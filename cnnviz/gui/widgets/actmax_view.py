@@ -1,29 +1,27 @@
 """The input a conv filter or a class likes most (activation maximisation), computed in the background.
 
 Used by the filters view's detail pane (the selected filter) and the projector (a chosen class). A new
-target or new weights cancel the running ascent and start another (weights at most once a second, and only
-while the widget is visible); the image shown is always labelled with the step of the weights it was made for.
+target cancels the running ascent and starts another; new weights start one after the running one ends (at
+most every 3 seconds, and only while the widget is visible); the image shown is always labelled with the step of the weights it was made for.
 """
 from __future__ import annotations
-
-import copy
 
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from cnnviz.gui.latest_job import LatestJob
+from cnnviz.gui.latest_job import LatestJob, ModelCopy
 from cnnviz.gui.throttle import Throttle
 from cnnviz.inspect.feature_vis import ActmaxSettings, maximise
 
-_WEIGHTS_MS = 1000
+_WEIGHTS_MS = 3000  # an ascent takes a second or more: new weights start one at most every 3 s
 _SIDE = 112  # 4 screen pixels per MNIST pixel
 
 
-def _work(model, shape, layer, index, mean, std, step):
+def _work(load, shape, layer, index, mean, std, step):
     def work(progress, cancel):
-        return step, maximise(model, shape, layer, index, mean, std, ActmaxSettings(), progress, cancel)
+        return step, maximise(load(), shape, layer, index, mean, std, ActmaxSettings(), progress, cancel)
     return work
 
 
@@ -37,6 +35,7 @@ class ActmaxImage(QWidget):
         self._image: np.ndarray | None = None
         self._dirty = False
         self._job = LatestJob()
+        self._model = ModelCopy()
         self._job.result.connect(self._on_result)
         self._job.failed.connect(self._on_failed)
         self._job.progress.connect(self._on_progress)
@@ -56,7 +55,7 @@ class ActmaxImage(QWidget):
         layout.addWidget(self.picture, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.caption)
         session.weights_changed.connect(self._on_weights)
-        session.spec_changed.connect(lambda _spec: self.set_target(None, None))
+        session.spec_changed.connect(self._on_spec_changed)
 
     # -- automation surface ------------------------------------------------------------------------------
     def image(self) -> np.ndarray | None:
@@ -84,9 +83,12 @@ class ActmaxImage(QWidget):
             self.caption.setText("")
             return
         if self.isVisible():
-            self._start()
+            self._start(supersede=True)  # the running ascent is for a target no longer asked for
         else:
             self._dirty = True
+
+    def _on_spec_changed(self, _spec) -> None:
+        self.set_target(None, None)  # another model: its filters and classes are others
 
     # -- work ----------------------------------------------------------------------------------------------
     def _on_weights(self, _snapshot) -> None:
@@ -102,7 +104,7 @@ class ActmaxImage(QWidget):
         if self._dirty and self._target is not None:
             self._start()
 
-    def _start(self) -> None:
+    def _start(self, supersede: bool = False) -> None:
         if self._target is None:
             return
         self._dirty = False
@@ -111,8 +113,8 @@ class ActmaxImage(QWidget):
         mean, std = (norm.mean, norm.std) if norm is not None else (0.0, 1.0)
         layer, index = self._target
         self.caption.setText(f"Finding the input {self._name()} likes most…")
-        self._job.submit(_work(copy.deepcopy(s.model), s.input_size, layer, index, mean, std, s.weights_step),
-                         supersede=True)
+        self._job.submit(_work(self._model.take(s), s.input_size, layer, index, mean, std, s.weights_step),
+                         supersede=supersede)
 
     def _name(self) -> str:
         layer, index = self._target

@@ -1,33 +1,31 @@
 """The training digits nearest to the drawing in the embedding space (the classifier's input), live while drawing.
 
 The *bank* (the embeddings of a fixed subset of the training set) is recomputed in a background thread when
-the weights change, at most once every two seconds and only while the row is visible; the query (one
+the weights change, at most once every five seconds and only while the row is visible; the query (one
 drawing against the bank, about a millisecond) runs on the GUI thread after every pen move.
 """
 from __future__ import annotations
-
-import copy
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from cnnviz.errors import CnnvizError
-from cnnviz.gui.latest_job import LatestJob
+from cnnviz.gui.latest_job import LatestJob, ModelCopy
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.image_gallery import thumbnail
 from cnnviz.inspect.embedding import embed, nearest
 from cnnviz.inspect.projection import subset_indices
 
 K = 8
-BANK_POINTS = 10_000  # training images searched: 10,000 embed in about a second on two cores
-_BANK_MS = 2000  # recompute the bank at most every 2 s while training sends weights
+BANK_POINTS = 5_000  # training images searched: enough for 8 close neighbours, half a second to embed
+_BANK_MS = 5000  # recompute the bank at most every 5 s while training sends weights (a small share of a core)
 
 
-def _bank_work(model, images, indices, step):
+def _bank_work(load, images, indices, step):
     """The bank's embeddings (run in the background on a copy of the model)."""
     def work(progress, cancel):
-        return step, embed(model, images[indices])
+        return step, embed(load(), images[indices])
     return work
 
 
@@ -50,6 +48,7 @@ class NearestDigits(QWidget):
         self._last_query: np.ndarray | None = None
         self._dirty = True
         self._job = LatestJob()
+        self._model = ModelCopy()  # the GUI thread loads new weights into the session's model meanwhile
         self._job.result.connect(self._on_bank)
         self._job.failed.connect(self._on_failed)
         self._throttle = Throttle(_BANK_MS, self._recompute, self)
@@ -130,8 +129,7 @@ class NearestDigits(QWidget):
             return
         self._dirty = False
         self._indices = subset_indices(len(data.train), BANK_POINTS, seed=0)
-        model = copy.deepcopy(self._session.model)  # the GUI thread loads new weights into the original
-        self._job.submit(_bank_work(model, data.train.images, self._indices, self._session.weights_step))
+        self._job.submit(_bank_work(self._model.take(self._session), data.train.images, self._indices, self._session.weights_step))
 
     def _on_bank(self, result) -> None:
         self._bank_step, self._bank = result

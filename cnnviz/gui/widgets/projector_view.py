@@ -1,7 +1,7 @@
 """The projector: the test set's embeddings (the classifier's input) in 2-D, as the weights change.
 
 PCA of a fixed subset of the test set is recomputed in a background thread when the weights change (live or
-along the timeline), at most about three times a second and only while the view is visible, and each picture is
+along the timeline), at most twice a second and only while the view is visible, and each picture is
 turned onto the previous one (Procrustes) so points move instead of jumping. **t-SNE** runs on demand in the
 background with progress and Cancel (openTSNE; up to 10,000 test images) and stays until **PCA** is pressed.
 Points are coloured by true class; mistakes are crosses. The drawing is a star that follows the pen. Click a
@@ -9,8 +9,6 @@ point to make its image the feature-map input; lasso a group (the Lasso button, 
 images in the gallery beside the plot. Beside it too: the input a chosen class likes most.
 """
 from __future__ import annotations
-
-import copy
 
 import numpy as np
 import pyqtgraph as pg
@@ -27,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnviz.gui.latest_job import LatestJob
+from cnnviz.gui.latest_job import LatestJob, ModelCopy
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.actmax_view import ActmaxImage
 from cnnviz.gui.widgets.image_gallery import ImageGallery
@@ -43,7 +41,7 @@ from cnnviz.inspect.projection import (
 from cnnviz.inspect.tsne import near_position, tsne
 
 TSNE_POINTS = 10_000  # t-SNE takes the whole test set up to this many images (about 35 s on two cores)
-_PCA_MS = 300  # weights arrive at ~5 Hz while training: a new picture at most ~3 times a second
+_PCA_MS = 500  # weights arrive at ~5 Hz while training: a new picture at most twice a second
 # Matplotlib's tab10: one distinct hue per class
 CLASS_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
                  (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
@@ -54,16 +52,16 @@ def class_colour(c: int) -> QColor:
     return QColor(r, g, b)
 
 
-def _pca_work(model, images, labels, indices, step):
+def _pca_work(load, images, labels, indices, step):
     def work(progress, cancel):
-        emb, predicted = embed_and_predict(model, images[indices])
+        emb, predicted = embed_and_predict(load(), images[indices])
         return pca_projection(emb, labels[indices], predicted, indices, step)
     return work
 
 
-def _tsne_work(model, images, labels, indices, step):
+def _tsne_work(load, images, labels, indices, step):
     def work(progress, cancel):
-        emb, predicted = embed_and_predict(model, images[indices])
+        emb, predicted = embed_and_predict(load(), images[indices])
         coords = tsne(emb, seed=0, progress=progress, cancel=cancel)
         return Projection(np.asarray(coords, np.float32), labels[indices], predicted, indices, step, "t-SNE"), emb
     return work
@@ -131,6 +129,8 @@ class ProjectorView(QWidget):
         self._drawing: np.ndarray | None = None
         self._lasso_indices: list[int] = []
         self._pca_job = LatestJob()
+        self._pca_model, self._tsne_model = ModelCopy(), ModelCopy()  # the GUI thread loads new weights into
+        # the session's model while a job runs: each job works on its own copy
         self._pca_job.result.connect(self._on_pca)
         self._pca_job.failed.connect(self._on_failed)
         self._tsne_job = LatestJob()
@@ -192,15 +192,14 @@ class ProjectorView(QWidget):
         self.plot.setToolTip("Each point is a test image where the network puts it just before its classifier; "
                              "colour: true class, cross: a mistake, star: your drawing. Click a point to see "
                              "its feature maps; drag to pan, wheel to zoom.")
-        self.points = pg.ScatterPlotItem(size=6, pen=None, hoverable=True, tip=self._tip)
-        self.points.sigClicked.connect(self._on_points_clicked)
-        self.mistakes = pg.ScatterPlotItem(size=9, symbol="x", pen=None, hoverable=True, tip=self._tip)
-        self.mistakes.sigClicked.connect(self._on_points_clicked)
+        # one item per class and kind, each of one colour: pyqtgraph draws a uniform item several times faster
+        # than one item with a brush per point (2,000 points: ~25 ms of the GUI thread against a few)
+        self._right_items: list[pg.ScatterPlotItem] = []
+        self._wrong_items: list[pg.ScatterPlotItem] = []
         self.star = pg.ScatterPlotItem(size=26, symbol="star", brush=pg.mkBrush(255, 230, 0),
                                        pen=pg.mkPen(0, 0, 0, width=1.5))
         self.star.setZValue(10)
-        for item in (self.points, self.mistakes, self.star):
-            self.plot.addItem(item)
+        self.plot.addItem(self.star)
         self.legend = pg.LegendItem(offset=(8, 8), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 140))
         self.legend.setParentItem(self.view_box)
 
@@ -235,6 +234,23 @@ class ProjectorView(QWidget):
         layout.addLayout(tools)
         layout.addWidget(split, 1)
         self._fill_classes()
+
+    def _items(self, n: int) -> None:
+        """At least ``n`` classes' worth of scatter items (circles for right answers, crosses for mistakes)."""
+        while len(self._right_items) < n:
+            c = len(self._right_items)
+            brush = pg.mkBrush(class_colour(c))
+            right = pg.ScatterPlotItem(size=6, pen=None, brush=brush, hoverable=True, tip=self._tip)
+            wrong = pg.ScatterPlotItem(size=9, symbol="x", pen=None, brush=brush, hoverable=True, tip=self._tip)
+            wrong.setZValue(1)
+            for item, group in ((right, self._right_items), (wrong, self._wrong_items)):
+                item.sigClicked.connect(self._on_points_clicked)
+                self.plot.addItem(item)
+                group.append(item)
+
+    def point_count(self) -> tuple[int, int]:
+        """(right, mistakes): the points drawn as circles and as crosses."""
+        return (sum(len(i.data) for i in self._right_items), sum(len(i.data) for i in self._wrong_items))
 
     def _fill_classes(self) -> None:
         names = self._session.class_names
@@ -282,6 +298,8 @@ class ProjectorView(QWidget):
     # -- PCA -----------------------------------------------------------------------------------------------
     def _on_weights(self, _snapshot) -> None:
         self._dirty = True
+        if self._mode == "t-SNE" and self._shown is not None:
+            self.status.setText(self._status_text(self._shown))  # says which step the t-SNE was made at
         if self.isVisible():
             self._throttle.request()
 
@@ -291,6 +309,7 @@ class ProjectorView(QWidget):
         self._tsne_job.cancel()
         self._clear_points()
         self._fill_classes()
+        self._on_class_chosen(self.class_combo.currentIndex())  # the new model's favourite input of that class
         self.gallery.clear()
         self._dirty = True
         if self._mode != "PCA":
@@ -316,8 +335,7 @@ class ProjectorView(QWidget):
         if self._mode != "PCA":
             return  # t-SNE stays until PCA is pressed; PCA catches up then
         labels = s.data.test.labels.numpy()
-        model = copy.deepcopy(s.model)  # the GUI thread loads new weights into the original
-        self._pca_job.submit(_pca_work(model, s.data.test.images, labels, self._subset(PROJECTION_POINTS),
+        self._pca_job.submit(_pca_work(self._pca_model.take(s), s.data.test.images, labels, self._subset(PROJECTION_POINTS),
                                        s.weights_step))
 
     def _on_pca(self, projection: Projection) -> None:
@@ -353,7 +371,7 @@ class ProjectorView(QWidget):
         self.status.setText(f"t-SNE of {len(indices):,} test images at step {s.weights_step:,}…")
         self.progress.setRange(0, 0)
         labels = s.data.test.labels.numpy()
-        self._tsne_job.submit(_tsne_work(copy.deepcopy(s.model), s.data.test.images, labels, indices,
+        self._tsne_job.submit(_tsne_work(self._tsne_model.take(s), s.data.test.images, labels, indices,
                                          s.weights_step), supersede=True)
         return True
 
@@ -385,27 +403,30 @@ class ProjectorView(QWidget):
 
     # -- drawing -------------------------------------------------------------------------------------------
     def _clear_points(self) -> None:
-        self.points.setData([])
-        self.mistakes.setData([])
+        for item in self._right_items + self._wrong_items:
+            item.setData([])
         self.star.setData([])
 
     def _show(self, p: Projection) -> None:
         self._shown = p
-        brushes = np.array([pg.mkBrush(class_colour(int(c))) for c in range(max(10, int(p.labels.max(initial=0)) + 1))],
-                           dtype=object)
-        right, wrong = ~p.mistakes, p.mistakes
-        self.points.setData(pos=p.coords[right], brush=list(brushes[p.labels[right]]),
-                            data=p.indices[right])
-        self.mistakes.setData(pos=p.coords[wrong], brush=list(brushes[p.labels[wrong]]),
-                              data=p.indices[wrong])
+        n = int(p.labels.max(initial=0)) + 1
+        self._items(n)
+        wrong = p.mistakes
+        for c in range(len(self._right_items)):
+            of_class = p.labels == c
+            for item, mask in ((self._right_items[c], of_class & ~wrong), (self._wrong_items[c], of_class & wrong)):
+                item.setData(pos=p.coords[mask], data=p.indices[mask])
         self._place_drawing()
+        self.status.setText(self._status_text(p))
+        self.projection_shown.emit(p)
+
+    def _status_text(self, p: Projection) -> str:
         accuracy = 100.0 * float(np.mean(~p.mistakes)) if len(p.indices) else 0.0
         text = (f"{p.method} of {len(p.indices):,} test images at step {p.step:,}: "
-                f"{int(wrong.sum()):,} mistakes ({accuracy:.1f}% right)")
+                f"{int(p.mistakes.sum()):,} mistakes ({accuracy:.1f}% right)")
         if p.method == "t-SNE" and p.step != self._session.weights_step:
             text += f". The views show step {self._session.weights_step:,}: press t-SNE again to recompute"
-        self.status.setText(text)
-        self.projection_shown.emit(p)
+        return text
 
     def _tip(self, x, y, data) -> str:
         s = self._session
