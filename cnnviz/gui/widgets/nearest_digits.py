@@ -14,7 +14,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.gui.latest_job import LatestJob, ModelCopy
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.image_gallery import thumbnail
-from cnnviz.inspect.embedding import embed, nearest
+from cnnviz.inspect.embedding import embed
 from cnnviz.inspect.projection import subset_indices
 
 K = 8
@@ -23,10 +23,26 @@ _BANK_MS = 5000  # recompute the bank at most every 5 s while training sends wei
 
 
 def _bank_work(load, images, indices, step):
-    """The bank's embeddings (run in the background on a copy of the model)."""
+    """The bank's embeddings and their squared norms (run in the background on a copy of the model)."""
     def work(progress, cancel):
-        return step, embed(load(), images[indices])
+        bank = embed(load(), images[indices])
+        return step, bank, np.einsum("ij,ij->i", bank, bank)
     return work
+
+
+def search(bank: np.ndarray, squared: np.ndarray, query: np.ndarray, k: int = K) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` rows of ``bank`` nearest ``query`` (indices nearest first, distances), ties to the lower index.
+
+    What :func:`cnnviz.inspect.embedding.nearest` answers, with the bank's squared norms computed once per bank
+    instead of at every query: one float32 matrix-vector product per pen move (~0.3 ms for 5,000 x 200).
+    """
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    d2 = squared - 2.0 * (bank @ q) + float(q @ q)
+    np.maximum(d2, 0.0, out=d2)
+    k = min(k, len(d2))
+    part = np.argpartition(d2, k - 1)[:k] if k < len(d2) else np.arange(len(d2))
+    order = part[np.lexsort((part, d2[part]))]
+    return order.astype(np.int64), np.sqrt(d2[order])
 
 
 class NearestDigits(QWidget):
@@ -42,6 +58,7 @@ class NearestDigits(QWidget):
         self.setObjectName("nearestDigits")
         self._session = session
         self._bank: np.ndarray | None = None
+        self._squared: np.ndarray | None = None  # the bank rows' squared norms
         self._bank_step = -1
         self._indices = np.zeros(0, np.int64)  # training-set indices of the bank's rows
         self._shown: list[int] = []
@@ -132,7 +149,7 @@ class NearestDigits(QWidget):
         self._job.submit(_bank_work(self._model.take(self._session), data.train.images, self._indices, self._session.weights_step))
 
     def _on_bank(self, result) -> None:
-        self._bank_step, self._bank = result
+        self._bank_step, self._bank, self._squared = result
         if self._last_query is not None:
             self.show_for(self._last_query)
 
@@ -172,9 +189,9 @@ class NearestDigits(QWidget):
             if self.isVisible() and not self._job.busy:
                 self._throttle.flush()
             return
-        found = nearest(self._bank, embedding, K)
+        rows, distances = search(self._bank, self._squared, embedding, K)
         self.note.hide()
-        self._show([int(self._indices[i]) for i in found.indices], found.distances)
+        self._show([int(self._indices[i]) for i in rows], distances)
 
     def _show(self, train_indices: list[int], distances=None) -> None:
         self._shown = list(train_indices)

@@ -199,7 +199,7 @@ class ProjectorView(QWidget):
         self.star = pg.ScatterPlotItem(size=26, symbol="star", brush=pg.mkBrush(255, 230, 0),
                                        pen=pg.mkPen(0, 0, 0, width=1.5))
         self.star.setZValue(10)
-        self.plot.addItem(self.star)
+        self.plot.addItem(self.star, ignoreBounds=True)  # a moving star must not re-range (and redraw) the plot
         self.legend = pg.LegendItem(offset=(8, 8), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 140))
         self.legend.setParentItem(self.view_box)
 
