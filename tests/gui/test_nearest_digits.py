@@ -50,3 +50,17 @@ def test_nearest_bank_follows_new_weights(qtbot, panel, session, trained_snapsho
     session.reset_weights()  # another model: the old bank is dropped and recomputed
     assert not panel.nearest.bank_ready()
     qtbot.waitUntil(panel.nearest.bank_ready, timeout=10000)
+
+
+def test_the_cached_search_answers_as_the_shared_nearest():
+    from cnnviz.gui.widgets.nearest_digits import search
+    from cnnviz.inspect.embedding import nearest
+
+    rng = np.random.default_rng(0)
+    bank = rng.normal(size=(500, 16)).astype(np.float32)
+    squared = np.einsum("ij,ij->i", bank, bank)
+    for q in (bank[3], rng.normal(size=16)):
+        rows, distances = search(bank, squared, q, 8)
+        expected = nearest(bank, q, 8)
+        assert list(rows) == list(expected.indices)
+        assert np.allclose(distances, expected.distances, atol=1e-3)
