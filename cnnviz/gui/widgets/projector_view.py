@@ -1,7 +1,7 @@
 """The projector: the test set's embeddings (the classifier's input) in 2-D, as the weights change.
 
 PCA of a fixed subset of the test set is recomputed in a background thread when the weights change (live or
-along the timeline), at most twice a second and only while the view is visible, and each picture is
+along the timeline), at most three times a second (once a second while training) and only while the view is visible, and each picture is
 turned onto the previous one (Procrustes) so points move instead of jumping. **t-SNE** runs on demand in the
 background with progress and Cancel (openTSNE; up to 10,000 test images) and stays until **PCA** is pressed.
 Points are coloured by true class; mistakes are crosses. The drawing is a star that follows the pen. Click a
@@ -41,7 +41,8 @@ from cnnviz.inspect.projection import (
 from cnnviz.inspect.tsne import near_position, tsne
 
 TSNE_POINTS = 10_000  # t-SNE takes the whole test set up to this many images (about 35 s on two cores)
-_PCA_MS = 500  # weights arrive at ~5 Hz while training: a new picture at most twice a second
+_PCA_MS = 300  # a new picture at most ~3 times a second while you scrub the timeline
+_PCA_TRAINING_MS = 1000  # and once a second while training sends weights (~5 Hz): the window stays smooth
 # Matplotlib's tab10: one distinct hue per class
 CLASS_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
                  (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
@@ -301,6 +302,7 @@ class ProjectorView(QWidget):
         if self._mode == "t-SNE" and self._shown is not None:
             self.status.setText(self._status_text(self._shown))  # says which step the t-SNE was made at
         if self.isVisible():
+            self._throttle.set_interval(_PCA_TRAINING_MS if self._session.state == "running" else _PCA_MS)
             self._throttle.request()
 
     def _on_model_or_data(self, _value) -> None:
