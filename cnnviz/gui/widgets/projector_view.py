@@ -1,8 +1,8 @@
 """The projector: the test set's embeddings (the classifier's input) in 2-D, as the weights change.
 
 PCA of a fixed subset of the test set is recomputed in a background thread when the weights change (live or
-along the timeline), at most three times a second (once a second while training) and only while the view is visible, and each picture is
-turned onto the previous one (Procrustes) so points move instead of jumping. **t-SNE** runs on demand in the
+along the timeline), at most three times a second (once a second while training) and only while the view is
+visible, and each picture is turned onto the previous one (Procrustes) so points move instead of jumping. **t-SNE** runs on demand in the
 background with progress and Cancel (openTSNE; up to 10,000 test images) and stays until **PCA** is pressed.
 Points are coloured by true class; mistakes are crosses. The drawing is a star that follows the pen. Click a
 point to make its image the feature-map input; lasso a group (the Lasso button, or Shift+drag) to open its
