@@ -20,6 +20,7 @@ EARLY_ITERATIONS = 250  # openTSNE's defaults: early exaggeration, then the norm
 ITERATIONS = 500
 TOTAL_ITERATIONS = EARLY_ITERATIONS + ITERATIONS
 _EVERY = 10  # iterations between progress reports (and cancel checks)
+PCA_DIMS = 50  # wider embeddings are first reduced to their 50 principal components (10,000 x 200: 72 s -> less)
 
 
 class TsneCancelled(CnnvizError):
@@ -51,6 +52,10 @@ def tsne(x: np.ndarray, seed: int = 0, progress: Callable[[int, int], None] | No
         return cancel.is_set()
 
     report(0, TOTAL_ITERATIONS)
+    if x.shape[1] > PCA_DIMS:  # the usual first step: the neighbour search on 50 features, not hundreds
+        centred = x - x.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred[:: max(1, x.shape[0] // 2000)], full_matrices=False)
+        x = np.ascontiguousarray(centred @ vt[:PCA_DIMS].T, dtype=np.float32)
     if n_jobs is None:
         n_jobs = 1 if x.shape[0] < 2000 else min(2, os.cpu_count() or 1)
     runner = TSNE(n_components=2, perplexity=min(perplexity, (x.shape[0] - 1) / 3.0),

@@ -62,6 +62,7 @@ class NearestDigits(QWidget):
         self._bank_step = -1
         self._indices = np.zeros(0, np.int64)  # training-set indices of the bank's rows
         self._shown: list[int] = []
+        self._shown_of = None  # (data, bank step) the thumbnails and their tooltips were made for
         self._last_query: np.ndarray | None = None
         self._dirty = True
         self._job = LatestJob()
@@ -194,7 +195,12 @@ class NearestDigits(QWidget):
         self._show([int(self._indices[i]) for i in rows], distances)
 
     def _show(self, train_indices: list[int], distances=None) -> None:
+        key = (self._session.data, self._bank_step)
+        if list(train_indices) == self._shown and self._shown_of == key:
+            self.updated.emit(list(self._shown))  # the same neighbours (most pen moves): nothing to redraw
+            return
         self._shown = list(train_indices)
+        self._shown_of = key
         data = self._session.data
         for i in range(K):
             image, label = self._images[i], self._labels[i]
