@@ -125,6 +125,8 @@ def show_every_live_view(window, size=(1920, 1200)) -> str:
     window.tabifyDockWidget(d["filters"], d["playground"])
     window.tabifyDockWidget(d["evaluation"], d["distributions"])
     window.tabifyDockWidget(d["filters"], d["health"])
+    if "projector" in d:
+        window.tabifyDockWidget(d["filters"], d["projector"])
     for name, dock in d.items():
         if name != "compare":  # shown by the window when a run is compared (bench_compare.py)
             dock.show()
@@ -140,7 +142,7 @@ def show_every_live_view(window, size=(1920, 1200)) -> str:
     sizes = ", ".join(f"{n} {getattr(window, n).width()}x{getattr(window, n).height()}" for n in LIVE_DOCKS)
     return (f"window {size[0]}x{size[1]}, docks re-laid out (removeDockWidget / addDockWidget / splitDockWidget): "
             f"curves | evaluation | draw on top, feature maps | filters below, model editor, convolution "
-            f"playground, distributions and training health tabbed behind evaluation and filters, compare "
+            f"playground, distributions, training health and projector tabbed behind evaluation and filters, compare "
             f"hidden until a run is compared; live view sizes {sizes}")
 
 

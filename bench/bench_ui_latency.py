@@ -16,7 +16,9 @@ with --data-dir.
    painted (end of the paint pass). Two paces: "isolated" moves 130 ms apart (the work itself) and
    "continuous" moves 16 ms apart (a 60 Hz mouse; the canvas then coalesces moves to one update per
    16 ms, and the feature-map view draws the latest drawing as soon as it is free). Idle and while training. Targets: idle p50 <= 16 ms
-   and p99 <= 33 ms; while training p99 <= 50 ms.
+   and p99 <= 33 ms; while training p99 <= 50 ms. The nearest training digits (the draw panel's row) are on:
+   their time is until the row shows the neighbours of that move. With --projector the projector's tab is
+   raised in place of the filters' (its PCA follows the training and the drawing's star moves with the pen).
 Writes the "perf-latency" section of docs/benchmarks.md; with --overlay, the draw panel's overlay is on for every
 draw measurement (occlusion: the coarse 8 x 8 squares every 4 pixels the panel uses) and the section written is
 "perf-latency-<overlay>".
@@ -105,11 +107,15 @@ def build_draw_meter(window):
             self.inputs: list[tuple[float, int]] = []  # feature-map input set, for that many points
             self.bar_paints: list[float] = []  # end of a paint pass that painted the bars
             self.map_paints: list[float] = []  # ... that painted a feature-map canvas
+            self.nearest: list[tuple[float, int]] = []  # nearest digits shown, for that many points
+            self.nearest_paints: list[float] = []
             self.last_pred_points = 0
             self.watchers = []
             draw.prediction_changed.connect(self.on_prediction)
             session.input_changed.connect(self.on_input)
             self.watch(draw.bars, "bar_paints")
+            self.watch(draw.nearest, "nearest_paints")
+            draw.nearest.updated.connect(self.on_nearest)
 
         def watch(self, widget, sink: str) -> None:
             watcher = PaintWatcher(getattr(self, sink))
@@ -121,7 +127,7 @@ def build_draw_meter(window):
                 self.watch(maps.canvas_for(name).viewport(), "map_paints")
 
         def reset(self) -> None:
-            for name in ("preds", "inputs", "bar_paints", "map_paints"):
+            for name in ("preds", "inputs", "bar_paints", "map_paints", "nearest", "nearest_paints"):
                 getattr(self, name).clear()
 
         @Slot(list)
@@ -129,6 +135,11 @@ def build_draw_meter(window):
             if probs:
                 self.last_pred_points = sum(len(s) for s in canvas.strokes())
                 self.preds.append((time.perf_counter(), self.last_pred_points))
+
+        @Slot(list)
+        def on_nearest(self, shown) -> None:
+            if shown:
+                self.nearest.append((time.perf_counter(), sum(len(s) for s in canvas.strokes())))
 
         @Slot(object)
         def on_input(self, image) -> None:
@@ -184,8 +195,14 @@ def build_draw_meter(window):
                 first = time.perf_counter()
                 posted = self.stroke(gap_ms, points)
                 moves += [(t, n, first) for t, n in posted]
-            pred, bars, fmap = [], [], []
+            pred, bars, fmap, near, near_painted = [], [], [], [], []
             for t, n, first in moves:
+                q = next((tq for tq, k in self.nearest if tq >= first and k >= n), None)
+                if q is not None:
+                    near.append((q - t) * 1e3)
+                    qp = next((tp for tp in self.nearest_paints if tp >= q), None)
+                    if qp is not None:
+                        near_painted.append((qp - t) * 1e3)
                 p = next((tp for tp, k in self.preds if tp >= first and k >= n), None)
                 if p is None:
                     continue
@@ -199,6 +216,7 @@ def build_draw_meter(window):
                     if m is not None:
                         fmap.append((m - t) * 1e3)
             return {"moves": len(moves), "prediction": stats(pred), "bars": stats(bars), "maps": stats(fmap),
+                    "nearest": stats(near), "nearest_painted": stats(near_painted),
                     "seconds": time.perf_counter() - t_start}
 
     return Meter()
@@ -211,6 +229,8 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
     parser.add_argument("--overlay", choices=["saliency", "grad-cam", "occlusion"],
                         help="the draw panel's overlay, on while drawing (default: none)")
+    parser.add_argument("--projector", action="store_true",
+                        help="raise the projector's tab instead of the filters' (its live PCA runs while measured)")
     args = parser.parse_args()
     from bench_common import qapp, show_every_live_view, spin, spin_until
 
@@ -231,11 +251,17 @@ def main() -> int:
         spin_until(lambda: not w.loader.busy, 120)
     data_name = w.session.data.summary()
     layout = show_every_live_view(w)
+    if args.projector:
+        w.docks["projector"].raise_()
+        layout += "; the projector's tab raised in place of the filters'"
     w.draw.feature_maps_check.setChecked(True)
     if args.overlay:
         w.draw.set_overlay(args.overlay)
         print(f"overlay: {args.overlay}", flush=True)
     spin(0.5)
+    spin_until(lambda: w.draw.nearest.bank_ready(), 120)  # the nearest digits' bank, embedded in the background
+    w.projector.wait(120000)  # and the projector's first picture and class image: one-off work after a change
+    w.projector.class_actmax.wait(120000)
     probe, meter = build_probe(), build_draw_meter(w)
     meter.watch_maps()
     out = {}
@@ -244,7 +270,8 @@ def main() -> int:
     for pace, gap, strokes, points in (("isolated", 130, 2, 25), ("continuous", 16, 2, 80)):
         out[f"idle_{pace}"] = r = meter.measure(gap, strokes, points)
         print(f"idle draw ({pace}, {r['moves']} moves): prediction {fmt(r['prediction'])}; probabilities painted "
-              f"{fmt(r['bars'])}; feature maps painted {fmt(r['maps'])}", flush=True)
+              f"{fmt(r['bars'])}; feature maps painted {fmt(r['maps'])}; nearest digits shown "
+              f"{fmt(r['nearest'])}, painted {fmt(r['nearest_painted'])}", flush=True)
 
     w.apply_recipe(w.session.recipe.replace(train__epochs=1000))
     w.train()
@@ -264,7 +291,8 @@ def main() -> int:
     for pace, gap, strokes, points in (("isolated", 130, 2, 25), ("continuous", 16, 2, 80)):
         out[f"train_{pace}"] = r = meter.measure(gap, strokes, points)
         print(f"training draw ({pace}, {r['moves']} moves): prediction {fmt(r['prediction'])}; probabilities "
-              f"painted {fmt(r['bars'])}; feature maps painted {fmt(r['maps'])}", flush=True)
+              f"painted {fmt(r['bars'])}; feature maps painted {fmt(r['maps'])}; nearest digits shown "
+              f"{fmt(r['nearest'])}, painted {fmt(r['nearest_painted'])}", flush=True)
     still = w.session.state == RUNNING
     w.controller.stop()
     spin_until(lambda: not w.controller.active, 60)
@@ -289,7 +317,8 @@ def main() -> int:
         for pace in ("isolated", "continuous"):
             r = out[f"{when}_{pace}"]
             for what, label in (("prediction", "probabilities emitted"), ("bars", "probabilities painted"),
-                                ("maps", "feature maps painted")):
+                                ("maps", "feature maps painted"), ("nearest", "nearest digits shown"),
+                                ("nearest_painted", "nearest digits painted")):
                 s = r[what]
                 if when == "idle":
                     verdict = f"{ok(s['p50'], 16)} / {ok(s['p99'], 33)}"
@@ -302,7 +331,7 @@ def main() -> int:
         f"### UI smoothness and draw-to-answer latency (`python bench/bench_ui_latency.py{overlay}`)",
         "",
         f"{today()}, {machine()}. The real window, `gorner-dropout`, data: {data_name}; all live views "
-        f"visible ({layout}); \"Show in feature maps\" on; overlay {args.overlay or 'none'}. While training: ~{rate:,.0f} images/s, GUI process "
+        f"visible ({layout}); \"Show in feature maps\" on; overlay {args.overlay or 'none'}; the nearest training digits on. While training: ~{rate:,.0f} images/s, GUI process "
         f"{100 * cpu:.0f}% of a core. Lateness: a 100 Hz precise QTimer, ms past its interval, over "
         f"{args.seconds:.0f} s. Draw: mouse moves posted to the canvas (queued like real input) along a digit; "
         "isolated = 130 ms apart, continuous = 16 ms apart (a 60 Hz mouse: the canvas coalesces moves to one "

@@ -34,6 +34,7 @@ from cnnviz.gui.widgets.filters_view import FiltersView
 from cnnviz.gui.widgets.health_view import HealthView
 from cnnviz.gui.widgets.message_banner import MessageBanner
 from cnnviz.gui.widgets.model_editor import ModelEditor
+from cnnviz.gui.widgets.projector_view import ProjectorView
 from cnnviz.errors import CnnvizError
 from cnnviz.formatting import format_seconds
 from cnnviz.gui.widgets.run_controls import RunControls
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         self.counterfactual = CounterfactualView(s)
         self.counterfactual.drawing = self.draw.mnist_input
         self.ablation = AblationView(s)
+        self.projector = ProjectorView(s)
         self.exports = BackgroundTask(self)
         self.compare = CompareController(s, self.controller, self.timeline, self.curves.overlays, self)
         b = self.compare
@@ -178,6 +180,7 @@ class MainWindow(QMainWindow):
         self.loader.busy_changed.connect(self._on_loader_busy)
         self.timeline_wiring = WindowTimeline(self)
         self.health.layer_selected.connect(self._select_layer)
+        self.draw.drawing_embedded.connect(self.projector.set_drawing)
         self.compare_setup.train_both_requested.connect(self.train_variant)
         self.compare_setup.stop_requested.connect(self.compare.close)
         self.compare.changed.connect(self._on_compare_changed)
@@ -496,6 +499,8 @@ class MainWindow(QMainWindow):
             runner.wait()
         self.timeline.shutdown()
         self.compare.shutdown()
+        for view in (self.projector, self.draw, self.filters.actmax):
+            view.shutdown()
         self.controller.shutdown()
         self.controller.dispose()
         super().closeEvent(event)

@@ -23,6 +23,10 @@ class Throttle(QObject):
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self._on_timeout)
 
+    def set_interval(self, interval_ms: int) -> None:
+        """Change the interval (from the next call on)."""
+        self._timer.setInterval(interval_ms)
+
     def request(self) -> None:
         if self._timer.isActive():
             self._pending = True  # coalesce: one call when the interval ends

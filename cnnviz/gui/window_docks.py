@@ -2,7 +2,8 @@
 
 Every view is a dock of its own (movable, floatable, closable; View lists them). The default layout: the
 experiment panel on the left; curves (tabbed with evaluation, model, compare, counterfactual, ablation),
-feature maps (tabbed with filters, convolution, distributions, training health) and the draw panel on the right.
+feature maps (tabbed with filters, convolution, distributions, training health, projector) and the draw
+panel on the right.
 """
 from __future__ import annotations
 
@@ -49,13 +50,14 @@ def build_docks(w) -> dict[str, QDockWidget]:
         "counterfactual": make_dock(w, "Counterfactual", "counterfactualDock", w.counterfactual, right,
                                     scrolls=True),
         "ablation": make_dock(w, "Ablation", "ablationDock", w.ablation, right),
+        "projector": make_dock(w, "Projector", "projectorDock", w.projector, right),
     }
     d["experiment"].setMinimumWidth(320)
     w.splitDockWidget(d["curves"], d["draw"], Qt.Orientation.Horizontal)
     w.splitDockWidget(d["curves"], d["feature_maps"], Qt.Orientation.Vertical)
     for name in ("evaluation", "model", "compare", "counterfactual", "ablation"):
         w.tabifyDockWidget(d["curves"], d[name])
-    for name in ("filters", "playground", "distributions", "health"):
+    for name in ("filters", "playground", "distributions", "health", "projector"):
         w.tabifyDockWidget(d["feature_maps"], d[name])
     d["curves"].raise_()
     d["feature_maps"].raise_()

@@ -228,3 +228,16 @@ def test_a_stray_dock_tab_bar_is_hidden_and_the_real_ones_stay(qtbot):
     assert hide_orphan_tab_bars(w) == [["Feature maps", "Filters"]]
     assert not made[("Feature maps", "Filters")].isVisible()
     assert made[("Curves", "Evaluation")].isVisible() and made[("Feature maps", "Filters", "Health")].isVisible()
+
+
+def test_the_projector_dock_places_the_drawing_and_clicks_select_inputs(qtbot, window):
+    window.docks["projector"].raise_()
+    projector = window.projector
+    qtbot.waitUntil(lambda: projector.shown() is not None, timeout=30000)
+    window.docks["draw"].raise_()
+    _draw(window.draw.canvas, SEVEN)
+    qtbot.waitUntil(lambda: projector.drawing_position() is not None, timeout=5000)
+    qtbot.waitUntil(lambda: len(window.draw.nearest.shown()) == 8, timeout=30000)
+    index = int(projector.shown().indices[5])
+    projector.select_point(index)
+    assert window.session.selected_input.index == index

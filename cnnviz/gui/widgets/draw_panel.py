@@ -33,6 +33,7 @@ from cnnviz.gui.session import InputImage
 from cnnviz.gui.widgets.colormaps import sequential_lut
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.draw_canvas import CANVAS_PIXELS, DEFAULT_STROKE_WIDTH, DrawCanvas
+from cnnviz.gui.widgets.nearest_digits import NearestDigits
 from cnnviz.inspect.canvas import StrokeRasterizer, digit_box, to_mnist
 from cnnviz.inspect.occlusion import DRAW_STRIDE, DRAW_WINDOW, occlusion
 from cnnviz.inspect.saliency import grad_cam, saliency
@@ -132,10 +133,13 @@ class DrawPanel(QWidget):
     -------
     prediction_changed(list)
         The class probabilities after each new prediction; an empty list when the canvas is cleared.
+    drawing_embedded(object)
+        The drawing's embedding (D,) after each new prediction (the projector places it); None when cleared.
     """
 
     prediction_changed = Signal(list)
     overlay_changed = Signal()  # an occlusion map worked out in the background is on show
+    drawing_embedded = Signal(object)
 
     def __init__(self, session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -279,9 +283,13 @@ class DrawPanel(QWidget):
         side = QWidget()
         side.setLayout(right)
         side.setFixedWidth(_PREVIEW_SIDE + 64)
-        layout = QHBoxLayout(self)
-        layout.addLayout(left, 1)
-        layout.addWidget(side)
+        columns = QHBoxLayout()
+        columns.addLayout(left, 1)
+        columns.addWidget(side)
+        self.nearest = NearestDigits(self._session)
+        layout = QVBoxLayout(self)
+        layout.addLayout(columns, 1)
+        layout.addWidget(self.nearest)
 
     # -- automation surface ----------------------------------------------------------------------------
     def probabilities(self) -> list[float]:
@@ -313,6 +321,10 @@ class DrawPanel(QWidget):
         """Put an image (the model's H x W, [0, 1], ink = 1) on the canvas as the drawing, e.g. a counterfactual;
         it is read as it is until strokes are drawn over it."""
         self.canvas.set_picture(pixels)  # strokes_changed follows: the prediction and the feature maps update
+
+    def shutdown(self) -> None:
+        """Stop the nearest digits' background work (the window is closing)."""
+        self.nearest.shutdown()
 
     # -- session signals -------------------------------------------------------------------------------
     def _on_weights_changed(self, snapshot) -> None:
@@ -370,8 +382,10 @@ class DrawPanel(QWidget):
         self.error_note.hide()
         if pixels is None:
             self._show_empty(names)
+            self.nearest.query(None)
             if had:
                 self.prediction_changed.emit([])
+                self.drawing_embedded.emit(None)
             return
         try:
             probs = session.predict(pixels)
@@ -390,6 +404,7 @@ class DrawPanel(QWidget):
         else:
             self.headline.setText("No prediction")
         self.prediction_changed.emit(list(self._probs))
+        self.drawing_embedded.emit(self.nearest.query(pixels) if self._probs else None)
 
     def _show_input_size(self) -> None:
         """Size the preview and its caption to the model's input (28 x 28 for MNIST)."""

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.errors import CnnvizError
+from cnnviz.gui.widgets.actmax_view import ActmaxImage
 from cnnviz.gui.widgets.colormaps import color_at, diverging_lut, ink_for
 from cnnviz.gui.widgets.mosaic_canvas import (
     GAP,
@@ -184,6 +185,13 @@ class FiltersView(QWidget):
         dl.addWidget(self._table, 0, Qt.AlignmentFlag.AlignHCenter)
         self.top_patches = TopPatchesPanel(self.session)  # the test images that excite the filter most
         dl.addWidget(self.top_patches)
+        self._actmax_title = QLabel("Preferred input")
+        self._actmax_title.setFont(bold)
+        self._actmax_title.setToolTip("Activation maximisation: the input image that makes this filter fire most")
+        self.actmax = ActmaxImage(self.session)
+        self.actmax.setObjectName("filterActmax")
+        dl.addWidget(self._actmax_title)
+        dl.addWidget(self.actmax)
         dl.addStretch(1)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self._stack)
@@ -437,6 +445,8 @@ class FiltersView(QWidget):
             self._table.hide()
             self._detail_info.setText("Click a filter to enlarge it and read its weights.")
             self.top_patches.show_filter(None)
+            self._actmax_title.hide()
+            self.actmax.set_target(None, None)
             return
         name, k = self._selected
         w = self._weights[name]
@@ -449,6 +459,8 @@ class FiltersView(QWidget):
         self._detail_canvas.show()
         n_out, n_in, kh, kw = w.shape
         self._detail_title.setText(f"{name}, filter {k}")
+        self._actmax_title.show()
+        self.actmax.set_target(name, k)
         text = (f"Filter {k} of 0-{n_out - 1}: {n_in} input channel(s) of {kh} x {kw}; "
                 f"weights {float(w[k].min()):.3g} to {float(w[k].max()):.3g} (layer scale ±{scale:.3g}).")
         changes = (self._changes or {}).get(name)
