@@ -10,6 +10,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea, QTabBar, QWidget
 
+from cnnviz.gui.visibility import catch_up_when_raised
+
 
 def make_dock(window, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea,
               scrolls: bool = False) -> QDockWidget:
@@ -52,6 +54,8 @@ def build_docks(w) -> dict[str, QDockWidget]:
         "ablation": make_dock(w, "Ablation", "ablationDock", w.ablation, right),
         "projector": make_dock(w, "Projector", "projectorDock", w.projector, right),
     }
+    for name in ("counterfactual", "ablation", "projector", "filters"):  # their views skip work behind a tab
+        catch_up_when_raised(d[name], getattr(w, name))
     d["experiment"].setMinimumWidth(320)
     w.splitDockWidget(d["curves"], d["draw"], Qt.Orientation.Horizontal)
     w.splitDockWidget(d["curves"], d["feature_maps"], Qt.Orientation.Vertical)

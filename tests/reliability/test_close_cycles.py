@@ -5,7 +5,7 @@ Each cycle builds a fresh main window, brings it into the state, closes it as th
 no new Python thread, no child process, the RUNNING marker gone, and no Qt warning (pytest-qt fails
 the test on any, see pyproject.toml). After all cycles the native thread count must be back to what it
 was after the first one. A live training child costs ~3-5 s to start (spawn + torch import), so the
-default run does a few cycles per state and the 100-cycle runs are marked slow.
+default run does two or three cycles per state and the 100-cycle runs are marked slow.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.reliability.conftest import (assert_closed_cleanly, log_counts, nativ
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
-DEFAULT_CYCLES = {"training": 3, "paused": 3, "evaluating": 3, "downloading": 5}
+DEFAULT_CYCLES = {"training": 2, "paused": 2, "evaluating": 2, "downloading": 3}
 SLOW_CYCLES = 100
 
 

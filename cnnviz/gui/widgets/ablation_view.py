@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.gui.job_runner import JobRunner
 from cnnviz.gui.throttle import Throttle
 from cnnviz.inspect.ablation import Ablation, ablate
@@ -150,11 +151,11 @@ class AblationView(QWidget):
             self.run()
 
     def _on_weights_changed(self, snapshot) -> None:
-        if self._wanted and self.isVisible() and self._result_step != self.session.weights_step:
+        if self._wanted and on_screen(self) and self._result_step != self.session.weights_step:
             self._follow.request()
 
     def _follow_step(self) -> None:
-        if self._wanted and self.isVisible():
+        if self._wanted and on_screen(self):
             self.run()
 
     def showEvent(self, event) -> None:  # noqa: N802

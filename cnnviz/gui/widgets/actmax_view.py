@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.gui.latest_job import LatestJob, ModelCopy
 from cnnviz.gui.throttle import Throttle
 from cnnviz.inspect.feature_vis import ActmaxSettings, maximise
@@ -82,7 +83,7 @@ class ActmaxImage(QWidget):
             self._job.cancel()
             self.caption.setText("")
             return
-        if self.isVisible():
+        if on_screen(self):
             self._start(supersede=True)  # the running ascent is for a target no longer asked for
         else:
             self._dirty = True
@@ -94,7 +95,7 @@ class ActmaxImage(QWidget):
     def _on_weights(self, _snapshot) -> None:
         if self._target is None:
             return
-        if self.isVisible():
+        if on_screen(self):
             self._throttle.request()
         else:
             self._dirty = True
@@ -106,6 +107,9 @@ class ActmaxImage(QWidget):
 
     def _start(self, supersede: bool = False) -> None:
         if self._target is None:
+            return
+        if not on_screen(self):  # hidden since it was asked for (a tab behind another): catch up when shown
+            self._dirty = True
             return
         self._dirty = False
         s = self._session

@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.gui.job_runner import JobRunner
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.colormaps import color_at, diverging_lut, ink_for
@@ -208,7 +209,7 @@ class CounterfactualView(QWidget):
         self._schedule()
 
     def _schedule(self, *_args) -> None:
-        if not self.isVisible():
+        if not on_screen(self):
             self._dirty = True
             return
         self._throttle.request()
@@ -226,6 +227,9 @@ class CounterfactualView(QWidget):
         return None if chosen is None else chosen.pixels
 
     def _update(self) -> None:
+        if not on_screen(self):  # hidden since it was asked for (a tab behind another): catch up when shown
+            self._dirty = True
+            return
         pixels = self._current_input()
         if pixels is None or tuple(pixels.shape) != self.session.input_size:
             self._pixels, self._results, self._key = None, {}, None

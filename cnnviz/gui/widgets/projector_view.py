@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.gui.latest_job import LatestJob, ModelCopy
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.actmax_view import ActmaxImage
@@ -301,7 +302,7 @@ class ProjectorView(QWidget):
         self._dirty = True
         if self._mode == "t-SNE" and self._shown is not None:
             self.status.setText(self._status_text(self._shown))  # says which step the t-SNE was made at
-        if self.isVisible():
+        if on_screen(self):
             self._throttle.set_interval(_PCA_TRAINING_MS if self._session.state == "running" else _PCA_MS)
             self._throttle.request()
 
@@ -316,7 +317,7 @@ class ProjectorView(QWidget):
         self._dirty = True
         if self._mode != "PCA":
             self.show_pca()
-        elif self.isVisible():
+        elif on_screen(self):
             self._throttle.flush()
 
     def showEvent(self, event) -> None:  # noqa: N802
@@ -331,7 +332,7 @@ class ProjectorView(QWidget):
 
     def _recompute(self) -> None:
         s = self._session
-        if s.data is None or len(s.data.test) == 0 or not self.isVisible():
+        if s.data is None or len(s.data.test) == 0 or not on_screen(self):
             return
         self._dirty = False
         if self._mode != "PCA":
@@ -355,7 +356,7 @@ class ProjectorView(QWidget):
             self._show(self._pca)
         if self._dirty or (self._pca is not None and self._pca.step != self._session.weights_step):
             self._dirty = True
-            if self.isVisible():
+            if on_screen(self):
                 self._throttle.flush()
 
     # -- t-SNE ---------------------------------------------------------------------------------------------

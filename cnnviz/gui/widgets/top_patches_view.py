@@ -15,6 +15,7 @@ from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.gui.job_runner import JobRunner
 from cnnviz.gui.throttle import Throttle
 from cnnviz.inspect.top_patches import DEFAULT_K, TopPatches, TopPatchTracker, conv_layers
@@ -170,7 +171,7 @@ class TopPatchesPanel(QWidget):
         self._schedule()
 
     def _schedule(self, *_args) -> None:
-        if not self.isVisible() or self._filter is None:
+        if not on_screen(self) or self._filter is None:
             self._dirty = True
             return
         self._throttle.request()
