@@ -45,3 +45,18 @@ def _no_background_job_outlives_its_test():
 
     for job in list(latest_job._BUSY):
         job.shutdown()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    """A real main window (as `cnnviz` opens it) with its own app-data folder, answering yes to every question;
+    closed after the test, which must leave no run going."""
+    monkeypatch.setenv("CNNVIZ_DATA_DIR", str(tmp_path / "appdata"))
+    from cnnviz.app import create_window
+
+    w = create_window([])
+    qtbot.addWidget(w)
+    w.confirm = lambda *args: True
+    yield w
+    w.close()
+    assert not w.controller.active

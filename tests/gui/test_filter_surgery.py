@@ -3,22 +3,8 @@ own process) does it before its next batch; the views mark it, and the run folde
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from cnnviz.timeline.reader import RunTimeline
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNVIZ_DATA_DIR", str(tmp_path / "appdata"))
-    from cnnviz.app import create_window
-
-    w = create_window([])
-    qtbot.addWidget(w)
-    w.confirm = lambda *args: True
-    yield w
-    w.close()
-    assert not w.controller.active
 
 
 def _conv1(window) -> np.ndarray:

@@ -2,25 +2,13 @@
 their tab is raised."""
 from __future__ import annotations
 
-import pytest
 
 from cnnviz.gui.visibility import on_screen
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNVIZ_DATA_DIR", str(tmp_path / "appdata"))
-    from cnnviz.app import create_window
-
-    w = create_window([])
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-
-
 def test_a_view_behind_a_tab_waits_and_catches_up_when_raised(window, qtbot):
+    window.show()
+    qtbot.waitExposed(window)
     cf = window.counterfactual
     window.session.select_test_image(3)
     qtbot.wait(600)  # longer than its throttle: it would have started by now if it worked behind the tab

@@ -15,17 +15,6 @@ from cnnviz.cli import main
 from cnnviz.presets import get_preset
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNVIZ_DATA_DIR", str(tmp_path / "appdata"))
-    from cnnviz.app import create_window
-
-    w = create_window([])
-    qtbot.addWidget(w)
-    w.confirm = lambda *args: True
-    yield w
-    w.close()
-    assert not w.controller.active
 
 
 @pytest.fixture(scope="module")
