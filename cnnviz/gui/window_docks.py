@@ -54,8 +54,8 @@ def build_docks(w) -> dict[str, QDockWidget]:
         "ablation": make_dock(w, "Ablation", "ablationDock", w.ablation, right),
         "projector": make_dock(w, "Projector", "projectorDock", w.projector, right),
     }
-    for name in ("counterfactual", "ablation", "projector", "filters"):  # their views skip work behind a tab
-        catch_up_when_raised(d[name], getattr(w, name))
+    for dock in d.values():  # views skip work behind another tab (visibility.on_screen) and catch up when raised
+        catch_up_when_raised(dock, dock.widget().widget() if isinstance(dock.widget(), QScrollArea) else dock.widget())
     d["experiment"].setMinimumWidth(320)
     w.splitDockWidget(d["curves"], d["draw"], Qt.Orientation.Horizontal)
     w.splitDockWidget(d["curves"], d["feature_maps"], Qt.Orientation.Vertical)

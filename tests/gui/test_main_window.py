@@ -66,6 +66,8 @@ def test_the_window_has_its_automation_surface(window):
 def test_train_a_preset_and_watch_curves_filters_and_evaluation(qtbot, window):
     pick_preset(window, "cntk-conv")
     short_run(window, epochs=2)
+    window.docks["filters"].raise_()  # a view behind another tab draws nothing until its tab is raised
+    qtbot.waitUntil(lambda: "conv1" in window.filters.layer_names(), timeout=10000)
     before = window.filters.mosaic_for("conv1").copy()
     click(qtbot, window, "trainButton")
     assert window.trainer_state() == "running"

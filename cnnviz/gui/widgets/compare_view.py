@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.widgets.colormaps import diverging_lut, sequential_lut
 from cnnviz.gui.widgets.feature_maps_view import FeatureMapsView
@@ -141,7 +142,7 @@ class CompareView(QWidget):
         self._schedule()
 
     def _schedule(self, *_args) -> None:
-        if self.isVisible() and not self._timer.isActive():
+        if on_screen(self) and not self._timer.isActive():
             self._timer.start(60)
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt override)

@@ -15,6 +15,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QPen
 from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
                                QSizePolicy, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.errors import ConfigError
 from cnnviz.inspect.convolution import KERNELS, apply_operation, size_formula
 from cnnviz.gui.widgets.colormaps import color_at, diverging_lut, ink_for, sequential_lut
@@ -331,7 +332,7 @@ class ConvPlayground(QWidget):
 
     # -- computing and showing -------------------------------------------------------------------------
     def _schedule(self) -> None:
-        if not self.isVisible():
+        if not on_screen(self):
             self._dirty = True  # hidden: cost nothing, catch up when shown or asked
             return
         self._recompute()

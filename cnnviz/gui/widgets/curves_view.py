@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.widgets.curve_items import GridAxis, StepCurve
 from cnnviz.gui.widgets.run_overlays import RunList, RunOverlays
@@ -246,7 +247,7 @@ class CurvesView(QWidget):
 
     # -- session signals -------------------------------------------------------------------------------
     def _schedule(self) -> None:
-        if not self.isVisible():
+        if not on_screen(self):
             self._dirty = True
             return
         if not self._timer.isActive():
@@ -314,7 +315,7 @@ class CurvesView(QWidget):
 
     # -- drawing ---------------------------------------------------------------------------------------
     def _redraw(self, force: bool = False) -> None:
-        if not (force or self.isVisible()):
+        if not (force or on_screen(self)):
             self._dirty = True
             return
         self._dirty = False

@@ -18,6 +18,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.colormaps import sequential_lut
 from cnnviz.gui.widgets.timeline_plots import (NO_STATS, REDRAW_MS, StatsTable, clicked_x, empty_text, place_line,
@@ -211,7 +212,7 @@ class DistributionsView(QWidget):
 
     # -- the model's signals -------------------------------------------------------------------------------
     def _on_changed(self) -> None:
-        if not self.isVisible():
+        if not on_screen(self):
             self._dirty = True  # drawn when shown
             return
         self._throttle.request()
@@ -227,7 +228,7 @@ class DistributionsView(QWidget):
 
     # -- drawing -------------------------------------------------------------------------------------------
     def _redraw(self, force: bool = False) -> None:
-        if not (force or self.isVisible()):
+        if not (force or on_screen(self)):
             self._dirty = True
             return
         self._dirty = False

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.widgets.confusion_view import ConfusionView
 from cnnviz.gui.widgets.image_gallery import ImageGallery
@@ -237,7 +238,7 @@ class EvaluationView(QWidget):
     def _refresh_current_tab(self, *_args) -> None:
         """Fill the visible gallery if it is out of date (hidden galleries wait, they cost pixmaps)."""
         tab = self.tabs.currentIndex()
-        if tab not in self._stale_tabs or not self.isVisible():
+        if tab not in self._stale_tabs or not on_screen(self):
             return
         self._stale_tabs.discard(tab)
         self._fill_tab(tab)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.widgets.colormaps import lut_for
 from cnnviz.gui.widgets.image_gallery import to_qimage
@@ -138,7 +139,7 @@ class FeatureMapsView(QWidget):
     def _schedule(self, delay_ms: int) -> None:
         """Redraw soon: at once when the last redraw is at least `delay_ms` old (the first of a burst, e.g. a
         step shown from the timeline, is drawn without waiting), else when it will be."""
-        if not self.isVisible():
+        if not on_screen(self):
             self._dirty = True  # hidden: no work; showEvent catches up
             return
         wait = max(0, int(delay_ms - (time.monotonic() - self._last_refresh) * 1000))
@@ -205,7 +206,7 @@ class FeatureMapsView(QWidget):
 
     # -- the maps --------------------------------------------------------------------------------------
     def _refresh(self, force: bool = False) -> None:
-        if not (force or self.isVisible()):
+        if not (force or on_screen(self)):
             self._dirty = True
             return
         self._dirty = False

@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QLabel, QListWidget, QListWidgetItem, QSizePolicy, QSplitter, QStyle, QVBoxLayout,
                                QWidget)
 
+from cnnviz.gui.visibility import on_screen
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.timeline_plots import (LAYER_COLOURS, NO_STATS, REDRAW_MS, StatsTable, clicked_x,
                                                empty_text, number, place_line, seek, set_step_range,
@@ -189,7 +190,7 @@ class HealthView(QWidget):
 
     # -- the model's signals -------------------------------------------------------------------------------
     def _on_changed(self) -> None:
-        if not self.isVisible():
+        if not on_screen(self):
             self._dirty = True  # drawn when shown
             return
         self._throttle.request()
@@ -200,7 +201,7 @@ class HealthView(QWidget):
 
     # -- drawing -------------------------------------------------------------------------------------------
     def _redraw(self, force: bool = False) -> None:
-        if not (force or self.isVisible()):
+        if not (force or on_screen(self)):
             self._dirty = True
             return
         self._dirty = False
