@@ -123,6 +123,7 @@ def _fuzz(seed: int, actions: int, make_window, qtbot, patience_ms: int = 3000) 
     return counts
 
 
+@pytest.mark.slow  # ~21 s; the quick continue-after-stop fuzz stays in the default run
 def test_random_presses_during_training(make_window, qtbot):
     _fuzz(seed=0, actions=25, make_window=make_window, qtbot=qtbot, patience_ms=1500)
 
