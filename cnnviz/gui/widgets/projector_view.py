@@ -202,7 +202,7 @@ class ProjectorView(QWidget):
                                        pen=pg.mkPen(0, 0, 0, width=1.5))
         self.star.setZValue(10)
         self.plot.addItem(self.star, ignoreBounds=True)  # a moving star must not re-range (and redraw) the plot
-        self.legend = pg.LegendItem(offset=(8, 8), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 140))
+        self.legend = pg.LegendItem(offset=(8, 8), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 110), colCount=2)
         self.legend.setParentItem(self.view_box)
 
         self.gallery = ImageGallery("Lasso a group of points (Lasso button or Shift+drag) to see their images here.",
