@@ -17,9 +17,9 @@ def create_window(argv: list[str] | None = None, run: str | None = None, data_di
     `run`: a saved run to open in it; `data_dir`: a folder of IDX files to open it on instead of the embedded
     sample. Both are checked first, so a bad one is a CnnvizError before any window appears."""
     import pyqtgraph as pg
-    import torch
     from PySide6.QtWidgets import QApplication
 
+    from cnnviz.compute_threads import limit_compute_threads
     from cnnviz.data.prepare import load_data
 
     from cnnviz.gui import settings
@@ -55,7 +55,7 @@ def create_window(argv: list[str] | None = None, run: str | None = None, data_di
     app.setApplicationName("cnnviz")
     app.setOrganizationName("cnnviz")
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False, background="w", foreground="k")
-    torch.set_num_threads(1)  # the window's own inference; training runs in a separate process
+    limit_compute_threads(1)  # the window's own inference; training runs in a separate process
 
     from cnnviz.gui.main_window import MainWindow
 

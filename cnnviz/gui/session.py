@@ -226,3 +226,7 @@ class Session(QObject):
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Class probabilities of an H x W [0, 1] image (the model's input size) with the latest weights."""
         return self.inference.predict(pixels)
+
+    def predict_embedded(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities and the embedding (None without a dense layer) of an image, in one forward pass."""
+        return self.inference.predict_embedded(pixels)

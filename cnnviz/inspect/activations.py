@@ -105,6 +105,17 @@ def feature_maps(model: nn.Module, x: torch.Tensor | np.ndarray) -> list[LayerAc
     return out
 
 
+def probabilities(output: torch.Tensor, last: nn.Module) -> torch.Tensor:
+    """(N, C) float probabilities from a model's output, given its last layer: softmax of logits, or the
+    output itself after a ``Softmax`` (exponentiated after a ``LogSoftmax``)."""
+    output = output.reshape(output.shape[0], -1).float()
+    if isinstance(last, nn.Softmax):
+        return output
+    if isinstance(last, nn.LogSoftmax):
+        return output.exp()
+    return torch.softmax(output, dim=1)
+
+
 def predict_proba(model: nn.Module, x: torch.Tensor | np.ndarray) -> np.ndarray:
     """Class probabilities (softmax of the model's logits) in eval mode.
 
@@ -131,13 +142,6 @@ def predict_proba(model: nn.Module, x: torch.Tensor | np.ndarray) -> np.ndarray:
                 logits = model(batch)
             except RuntimeError as err:
                 raise run_failed(batch, None, err) from err
-            logits = logits.reshape(logits.shape[0], -1).float()
-            if isinstance(last, nn.Softmax):
-                probs = logits
-            elif isinstance(last, nn.LogSoftmax):
-                probs = logits.exp()
-            else:
-                probs = torch.softmax(logits, dim=1)
-            chunks.append(probs.cpu().numpy())
+            chunks.append(probabilities(logits, last).cpu().numpy())
     probs = np.concatenate(chunks).astype(np.float32, copy=False)
     return probs[0] if probs.shape[0] == 1 else probs

@@ -14,6 +14,7 @@ from torch import nn
 
 from cnnviz.errors import SpecError
 from cnnviz.inspect._model import as_batch, eval_mode, named_layers, run_failed
+from cnnviz.inspect.activations import probabilities
 
 # Images per forward pass: keeps the conv activations of a 60,000-image set out of memory at once.
 EMBED_BATCH = 512
@@ -57,6 +58,37 @@ def embed(model: nn.Module, images: torch.Tensor | np.ndarray, batch: int = EMBE
     finally:
         handle.remove()
     return torch.cat(captured).numpy().astype(np.float32, copy=False)
+
+
+def predict_and_embed(model: nn.Module, image: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """One image's class probabilities (C,) and its embedding (D,) from a single forward pass in eval mode.
+
+    What :func:`~cnnviz.inspect.activations.predict_proba` and :func:`embed` answer for one image, for half the
+    cost: the drawing needs both after every pen move. The embedding is None for a model without a dense layer.
+    """
+    xb = as_batch(image, model)[:1]
+    try:
+        _, classifier = embedding_layer(model)
+    except SpecError:
+        classifier = None
+    captured: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, args: tuple) -> None:
+        captured.append(args[0].detach().reshape(args[0].shape[0], -1).float().cpu())
+
+    handle = classifier.register_forward_pre_hook(hook) if classifier is not None else None
+    try:
+        with eval_mode(model), torch.no_grad():
+            try:
+                output = model(xb)
+            except RuntimeError as err:
+                raise run_failed(xb, None, err) from err
+    finally:
+        if handle is not None:
+            handle.remove()
+    probs = probabilities(output, named_layers(model)[-1][1]).cpu().numpy().astype(np.float32, copy=False)[0]
+    embedding = captured[-1].numpy().astype(np.float32, copy=False)[0] if captured else None
+    return probs, embedding
 
 
 @dataclass(frozen=True, eq=False)

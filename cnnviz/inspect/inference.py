@@ -14,6 +14,7 @@ from torch import nn
 from cnnviz.data.prepare import Normalization
 from cnnviz.errors import SpecError
 from cnnviz.inspect.activations import predict_proba
+from cnnviz.inspect.embedding import predict_and_embed
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,8 @@ class InferenceModel:
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """The class probabilities (C,) of an H x W [0, 1] image."""
         return np.asarray(predict_proba(self.model, self.to_tensor(pixels))).reshape(-1)
+
+    def predict_embedded(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The class probabilities (C,) and the embedding (D,; None without a dense layer) of an H x W [0, 1]
+        image, from one forward pass."""
+        return predict_and_embed(self.model, self.to_tensor(pixels))

@@ -21,7 +21,7 @@ from cnnviz.training.messages import (FAILED, FINISHED, PAUSED, STOPPED, AckSnap
                                       OperateFilter, Pause, Resume, Saved, SaveCheckpoint, SetBatchSize,
                                       SetLearningRate, StateChanged, Step, StepBatch, Stop, Surgery)
 from cnnviz.training.pacing import Pacer
-from cnnviz.training.process_tuning import tune_for_training
+from cnnviz.training.process_tuning import lower_cpu_priority, tune_for_training
 from cnnviz.training.shared_weights import SharedWeightsWriter
 from cnnviz.timeline.recorder import RunRecorder
 
@@ -196,14 +196,15 @@ def _save_or_report(trainer, streamer: Streamer, path: str) -> None:
 
 def child_main(job, conn, control) -> None:
     """The child process's whole life: build the trainer, train, report how it ended, never hang the parent."""
-    import torch
 
+    from cnnviz.compute_threads import limit_compute_threads
     from cnnviz.data.prepare import load_data
     from cnnviz.models import ModelSpec
     from cnnviz.training.checkpoint import load_checkpoint, resume_trainer
     from cnnviz.training.trainer import Trainer, default_threads
 
-    torch.set_num_threads(job.threads or default_threads())
+    lower_cpu_priority()  # the window's GUI thread comes first whenever the two share a core
+    limit_compute_threads(job.threads or default_threads())  # numpy's BLAS too: its idle threads spin
     streamer = Streamer(conn, job)
     trainer = None
     controls, controls_done = None, threading.Event()

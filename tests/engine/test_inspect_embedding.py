@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from cnnviz.errors import SpecError
-from cnnviz.inspect.embedding import embed, embedding_layer, nearest
+from cnnviz.inspect.activations import predict_proba
+from cnnviz.inspect.embedding import embed, embedding_layer, nearest, predict_and_embed
 from cnnviz.models import build_model
 from cnnviz.presets import get_preset
 
@@ -24,6 +25,21 @@ def test_embedding_is_the_classifier_input():
         logits = classifier(torch.from_numpy(e))
         assert torch.allclose(logits, model.eval()(x), atol=1e-5)
     assert np.allclose(embed(model, x[2]), e[2:3], atol=1e-6)
+
+
+def test_one_pass_gives_the_probabilities_and_the_embedding_of_two():
+    model = _model()
+    x = torch.rand(1, 28, 28)
+    probs, e = predict_and_embed(model, x)
+    assert probs.shape == (10,) and np.allclose(probs, predict_proba(model, x), atol=1e-6)
+    assert np.allclose(e, embed(model, x)[0], atol=1e-6)
+    assert model.training  # the model's mode is restored (it keeps training in the window)
+
+
+def test_one_pass_on_a_model_without_a_dense_layer_has_no_embedding():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 28), torch.nn.Flatten())
+    probs, e = predict_and_embed(model, torch.rand(1, 28, 28))
+    assert e is None and probs.shape == (3,) and probs.sum() == pytest.approx(1, abs=1e-5)
 
 
 def test_a_model_without_a_dense_layer_is_told():

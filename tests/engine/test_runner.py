@@ -166,3 +166,25 @@ def test_closing_right_after_the_result_lets_the_child_exit_cleanly(tmp_path):
         proc.close()
         assert proc.join(15)
         assert proc._process.exitcode == 0
+
+
+def test_the_window_training_process_gives_way_to_the_window(tmp_path):
+    """Every thread of the training child is niced, so the GUI thread wins a shared core (linux)."""
+    import pytest
+
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("per-thread niceness is read from /proc")
+    proc = TrainingProcess(job(tmp_path, epochs=50))
+    proc.start()
+    try:
+        drain(proc, lambda ms: any(isinstance(m, StepBatch) for m in ms))
+        pid = proc._process.pid
+        nices = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                nices.append(int(f.read().rsplit(")", 1)[1].split()[16]))  # field 19: nice
+        assert nices and min(nices) >= min(19, os.nice(0) + 10), nices
+    finally:
+        proc.send(Stop())
+        drain(proc, lambda ms: any(isinstance(m, FitResult) for m in ms))
+        proc.join(10)

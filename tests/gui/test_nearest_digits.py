@@ -52,6 +52,19 @@ def test_nearest_bank_follows_new_weights(qtbot, panel, session, trained_snapsho
     qtbot.waitUntil(panel.nearest.bank_ready, timeout=10000)
 
 
+def test_the_bank_waits_ten_times_its_own_embedding_time(qtbot, panel, monkeypatch):
+    """The bank's thread shares the cores with the GUI and training: a slow bank is recomputed less often."""
+    from cnnviz.gui.widgets import nearest_digits
+
+    assert panel.nearest.wait()
+    qtbot.waitUntil(panel.nearest.bank_ready, timeout=10000)
+    throttle = panel.nearest._throttle
+    assert throttle._timer.interval() >= nearest_digits._BANK_MS
+    bank = panel.nearest._bank
+    panel.nearest._on_bank((3, bank, np.einsum("ij,ij->i", bank, bank), 1.5))  # as if it had taken 1.5 s
+    assert throttle._timer.interval() == 15000
+
+
 def test_the_cached_search_answers_as_the_shared_nearest():
     from cnnviz.gui.widgets.nearest_digits import search
     from cnnviz.inspect.embedding import nearest

@@ -351,6 +351,7 @@ class DrawPanel(QWidget):
         super().showEvent(event)
         if self._dirty:
             self._refresh()
+        self.nearest.catch_up()  # a tab raised gives this panel (not the row) a show event
 
     # -- the update ------------------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -387,8 +388,9 @@ class DrawPanel(QWidget):
                 self.prediction_changed.emit([])
                 self.drawing_embedded.emit(None)
             return
+        embedding = None
         try:
-            probs = session.predict(pixels)
+            probs, embedding = session.predict_embedded(pixels)  # one forward pass for both
             self._probs = [float(v) for v in np.asarray(probs).reshape(-1)]
             self._heat = self._compute_overlay(pixels)
         except CnnvizError as err:  # a model that cannot run on this input: say so, keep the app going
@@ -404,7 +406,13 @@ class DrawPanel(QWidget):
         else:
             self.headline.setText("No prediction")
         self.prediction_changed.emit(list(self._probs))
-        self.drawing_embedded.emit(self.nearest.query(pixels) if self._probs else None)
+        if not self._probs:
+            embedding = None
+        elif embedding is None:
+            self.nearest.unavailable("the model has no dense layer, so it has no embedding before a classifier")
+        else:
+            self.nearest.show_for(embedding)
+        self.drawing_embedded.emit(embedding)
 
     def _show_input_size(self) -> None:
         """Size the preview and its caption to the model's input (28 x 28 for MNIST)."""

@@ -1,10 +1,14 @@
 """The training digits nearest to the drawing in the embedding space (the classifier's input), live while drawing.
 
 The *bank* (the embeddings of a fixed subset of the training set) is recomputed in a background thread when
-the weights change, at most once every five seconds and only while the row is visible; the query (one
-drawing against the bank, about a millisecond) runs on the GUI thread after every pen move.
+the weights change, only while the row is on screen, at most once every five seconds and at most a tenth of
+the time (a bank that took 1.5 s to embed waits 15 s): that thread shares the cores with the GUI thread and
+the training process. The query (one drawing against the bank, well under a millisecond) runs on the GUI
+thread after every pen move, on the embedding the draw panel's prediction computed in the same forward pass.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -13,6 +17,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 from cnnviz.errors import CnnvizError
 from cnnviz.gui.latest_job import LatestJob, ModelCopy
 from cnnviz.gui.throttle import Throttle
+from cnnviz.gui.visibility import on_screen
 from cnnviz.gui.widgets.image_gallery import thumbnail
 from cnnviz.inspect.embedding import embed
 from cnnviz.inspect.projection import subset_indices
@@ -20,13 +25,15 @@ from cnnviz.inspect.projection import subset_indices
 K = 8
 BANK_POINTS = 5_000  # training images searched: enough for 8 close neighbours, half a second to embed
 _BANK_MS = 5000  # recompute the bank at most every 5 s while training sends weights (a small share of a core)
+_BANK_DUTY = 10  # and wait at least this many times the last bank's embedding time: <= 1/10 of a core
 
 
 def _bank_work(load, images, indices, step):
     """The bank's embeddings and their squared norms (run in the background on a copy of the model)."""
     def work(progress, cancel):
+        start = time.perf_counter()
         bank = embed(load(), images[indices])
-        return step, bank, np.einsum("ij,ij->i", bank, bank)
+        return step, bank, np.einsum("ij,ij->i", bank, bank), time.perf_counter() - start
     return work
 
 
@@ -126,31 +133,36 @@ class NearestDigits(QWidget):
     # -- the bank ----------------------------------------------------------------------------------------
     def _on_weights(self, _snapshot) -> None:
         self._dirty = True
-        if self.isVisible():
+        if on_screen(self):
             self._throttle.request()
 
     def _on_model_or_data(self, _value) -> None:
         self._bank, self._dirty = None, True  # another model or data: the old bank is meaningless
         self._job.cancel()
         self._show([])
-        if self.isVisible():
+        if on_screen(self):
             self._throttle.flush()
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
-        if self._dirty:
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Recompute a bank that went stale while the row was off screen (its tab raised, the window shown)."""
+        if self._dirty and on_screen(self) and not self._job.busy:
             self._throttle.flush()
 
     def _recompute(self) -> None:
         data = self._session.data
-        if data is None or len(data.train) == 0 or not self.isVisible():
+        if data is None or len(data.train) == 0 or not on_screen(self):
             return
         self._dirty = False
         self._indices = subset_indices(len(data.train), BANK_POINTS, seed=0)
         self._job.submit(_bank_work(self._model.take(self._session), data.train.images, self._indices, self._session.weights_step))
 
     def _on_bank(self, result) -> None:
-        self._bank_step, self._bank, self._squared = result
+        self._bank_step, self._bank, self._squared, seconds = result
+        self._throttle.set_interval(max(_BANK_MS, int(_BANK_DUTY * seconds * 1000)))
         if self._last_query is not None:
             self.show_for(self._last_query)
 
@@ -169,12 +181,17 @@ class NearestDigits(QWidget):
         try:
             e = embed(self._session.model, self._session.to_tensor(pixels))[0]
         except CnnvizError as err:
-            self._show([])
-            self.note.setText(f"No nearest digits: {err}")
-            self.note.show()
+            self.unavailable(str(err))
             return None
         self.show_for(e)
         return e
+
+    def unavailable(self, reason: str) -> None:
+        """Show no digits and say why (e.g. a model without a dense layer has no embedding)."""
+        self._last_query = None
+        self._show([])
+        self.note.setText(f"No nearest digits: {reason}")
+        self.note.show()
 
     def show_for(self, embedding: np.ndarray | None) -> None:
         self._last_query = embedding
@@ -187,7 +204,7 @@ class NearestDigits(QWidget):
             self._show([])
             self.note.setText("Embedding the training digits…")
             self.note.show()
-            if self.isVisible() and not self._job.busy:
+            if on_screen(self) and not self._job.busy:
                 self._throttle.flush()
             return
         rows, distances = search(self._bank, self._squared, embedding, K)
