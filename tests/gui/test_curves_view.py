@@ -209,3 +209,33 @@ def test_the_lr_strip_spans_zero_to_the_highest_rate_and_labels_it(view, session
     qtbot.waitUntil(fitted, timeout=3000)  # not auto-range's padded span around a flat line
     session.reset_history()
     qtbot.waitUntil(lambda: axis._tickLevels == [[], []], timeout=3000)
+
+
+def test_every_curve_plot_fits_in_steps(view):
+    from cnnviz.gui.widgets.curve_items import SteppedViewBox
+
+    for plot in (view.loss_plot, view.accuracy_plot, view.lr_plot):
+        assert isinstance(plot.getPlotItem().getViewBox(), SteppedViewBox)
+
+
+def test_a_growing_curve_moves_the_stepped_range_only_when_it_crosses_a_step(qtbot):
+    """Each move of the range regenerates every axis: a run growing by a few steps must not move it."""
+    import numpy as np
+    import pyqtgraph as pg
+
+    from cnnviz.gui.widgets.curve_items import nice_step, snap_range, SteppedViewBox
+
+    assert [nice_step(s) for s in (436, 8, 0.09)] == [100, 1, 0.02]
+    assert snap_range(1, 437) == (0, 500) and snap_range(5.5, 100.00001) == (0, 100)
+    plot = pg.PlotWidget(viewBox=SteppedViewBox())
+    qtbot.addWidget(plot)
+    item = plot.plot()
+    box = plot.getPlotItem().getViewBox()
+    ranges = []
+    for n in (437, 460, 499, 520):
+        x = np.arange(1, n + 1, dtype=float)
+        item.setData(x, 1 + 1 / x)
+        box.updateAutoRange()
+        ranges.append(tuple(round(v, 6) for v in box.viewRange()[0]))
+    assert ranges[0] == ranges[1] == ranges[2] != ranges[3]
+    assert ranges[0][0] < 0 < 500 < ranges[0][1] < 550  # 0-500 and pyqtgraph's own padding

@@ -7,6 +7,11 @@ as steps arrive (O(new steps) per frame), and only about two points per pixel co
 pyqtgraph: each column's max and min, which is all a screen can show. A view zoomed into part of the
 run gets the exact points of that part, or an envelope of just that part.
 
+:class:`SteppedViewBox` fits its auto-range to whole "nice" steps (an eighth of the span, rounded to 1, 2 or 5
+times a power of ten), so a growing run moves the range only when its curves cross a step, not at every
+redraw: each move of the range regenerated the axes' ticks, labels and grid (pyqtgraph's generateDrawSpecs)
+and re-fitted every linked plot, the largest part of a redraw and of the window's longest stalls while training.
+
 :class:`GridAxis` draws its grid lines opaque, behind the curves: faint grid lines drawn with alpha
 (pyqtgraph's way) took ~4 ms per plot to paint, at every redraw of a growing run (the axes change).
 """
@@ -23,6 +28,35 @@ def _merge(lo: np.ndarray, hi: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarr
         return lo, hi
     starts = np.arange(0, len(lo), m)
     return np.fmin.reduceat(lo, starts), np.fmax.reduceat(hi, starts)
+
+
+def nice_step(span: float, parts: int = 8) -> float:
+    """1, 2 or 5 times a power of ten, at least ``span / parts`` (for a positive, finite span)."""
+    raw = span / parts
+    power = 10.0 ** np.floor(np.log10(raw))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * power >= raw * (1 - 1e-9):
+            return m * power
+    return 10.0 * power
+
+
+def snap_range(lo: float, hi: float) -> tuple[float, float]:
+    """``(lo, hi)`` widened outward to whole nice steps (unchanged when empty or not finite)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        return lo, hi
+    step = nice_step(hi - lo)
+    # a hair of tolerance: 100.00001 % (a float sum) stays at 100, not a whole step above
+    return float(np.floor(lo / step + 1e-6) * step), float(np.ceil(hi / step - 1e-6) * step)
+
+
+class SteppedViewBox(pg.ViewBox):
+    """A ViewBox whose auto-range fits the data widened to whole nice steps (see the module's docstring).
+
+    Zooming, panning and the "A" button behave as pyqtgraph's: only the range auto-range picks is snapped."""
+
+    def childrenBounds(self, frac=None, orthoRange=(None, None), items=None):  # noqa: N802 (pyqtgraph's name)
+        bounds = super().childrenBounds(frac=frac, orthoRange=orthoRange, items=items)
+        return [None if r is None else list(snap_range(float(r[0]), float(r[1]))) for r in bounds]
 
 
 class PeakEnvelope:

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSpli
 
 from cnnviz.gui.visibility import on_screen
 from cnnviz.errors import CnnvizError
-from cnnviz.gui.widgets.curve_items import GridAxis, StepCurve
+from cnnviz.gui.widgets.curve_items import GridAxis, StepCurve, SteppedViewBox
 from cnnviz.gui.widgets.run_overlays import RunList, RunOverlays
 from cnnviz.training.history import WINDOW, History, Series, trailing_mean  # noqa: F401 (re-exported)
 from cnnviz.training.surgery import ACTION_WORDS
@@ -120,7 +120,8 @@ class CurvesView(QWidget):
     def _plot(self, name: str, ylabel: str) -> pg.PlotWidget:
         pal = self.palette()
         bg, fg = pal.base().color(), pal.text().color()
-        plot = pg.PlotWidget(background=bg, axisItems={side: GridAxis(side, bg) for side in ("left", "bottom")})
+        plot = pg.PlotWidget(background=bg, viewBox=SteppedViewBox(),
+                             axisItems={side: GridAxis(side, bg) for side in ("left", "bottom")})
         plot.setObjectName(name)
         item = plot.getPlotItem()
         item.setClipToView(True)
