@@ -7,13 +7,15 @@ what the user asks for; the window does it through the TimelineModel.
 """
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider, QStyle, \
     QStyleOptionSlider, QWidget
 
 SPEEDS = (("1 keyframe/frame", 1), ("2x", 2), ("5x", 5), ("10x", 10))
-PLAY_FPS = 30  # frames a second while replaying
+PLAY_FPS = 30  # frames a second while replaying, at most: see TimelineBar._frame_painted
 
 
 class StepSlider(QSlider):
@@ -99,9 +101,16 @@ class TimelineBar(QWidget):
             row.addWidget(widget)
         self._keyframes: list[int] = []
         self._quiet = False  # set while the window moves the slider itself
-        self._play = QTimer(self)
+        self._play = QTimer(self)  # single shot: the next frame is timed once this one is painted
+        self._play.setSingleShot(True)
         self._play.setInterval(int(1000 / PLAY_FPS))
         self._play.timeout.connect(self._advance)
+        self._playing = False
+        self._frame_started = 0.0
+        self._painted = QTimer(self)  # fires once the events a frame posted (its repaints) are handled
+        self._painted.setSingleShot(True)
+        self._painted.setInterval(0)
+        self._painted.timeout.connect(self._frame_painted)
         self.set_run(0, [], [], live=True, exact_available=False)
 
     # -- what the window tells it ------------------------------------------------------------------------
@@ -162,20 +171,35 @@ class TimelineBar(QWidget):
 
     def _on_play(self, on: bool) -> None:
         self.play_button.setText("Pause" if on else "Play")
+        self._playing = on
         if on:
             if self.slider.value() >= self.slider.maximum() and self._keyframes:
                 self.slider.setValue(self._keyframes[0])  # at the end: replay from the start
             self._play.start()
         else:
             self._play.stop()
+            self._painted.stop()
 
     def _advance(self) -> None:
+        if not self._playing:
+            return
         later = [k for k in self._keyframes if k > self.slider.value()]
         if not later:
             self.play_button.setChecked(False)
             return
+        self._frame_started = time.perf_counter()
         self.slider.setValue(later[min(len(later), int(self.speed.currentData())) - 1])
+        self._painted.start()
+
+    def _frame_painted(self) -> None:
+        """Time the next frame: 1/PLAY_FPS after this one began, but never sooner than this frame's own cost
+        from now. The window is idle at least half the time while playing, so a click, a key or a resize is
+        answered between frames; a window too busy for 30 frames a second plays fewer."""
+        if not self._playing:
+            return
+        cost = time.perf_counter() - self._frame_started
+        self._play.start(int(1000 * max(1 / PLAY_FPS - cost, cost)))
 
     @property
     def playing(self) -> bool:
-        return self._play.isActive()
+        return self._playing
