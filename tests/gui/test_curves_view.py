@@ -239,3 +239,29 @@ def test_a_growing_curve_moves_the_stepped_range_only_when_it_crosses_a_step(qtb
         ranges.append(tuple(round(v, 6) for v in box.viewRange()[0]))
     assert ranges[0] == ranges[1] == ranges[2] != ranges[3]
     assert ranges[0][0] < 0 < 500 < ranges[0][1] < 550  # 0-500 and pyqtgraph's own padding
+
+
+def test_moving_the_shown_step_marker_repaints_the_curves_from_their_cache(qtbot, session, monkeypatch):
+    """Scrubbing and Play move the marker at every frame; the curves themselves are not drawn again."""
+    painted = []
+    original = pg.PlotCurveItem.paint
+    monkeypatch.setattr(pg.PlotCurveItem, "paint", lambda item, *a: painted.append(item) or original(item, *a))
+    view = CurvesView(session)  # made after the patch: PySide looks the override up when the object is made
+    qtbot.addWidget(view)
+    view.resize(700, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    loss, acc, lr = synthetic(300)
+    feed(session, loss, acc, lr)
+    qtbot.wait(300)  # the throttled redraw of the new steps
+    view.show_step(100)
+    qtbot.wait(50)
+    painted.clear()
+    for step in (120, 140, 160, 180):
+        view.show_step(step)
+        view.repaint()
+        qtbot.wait(20)
+    assert view.shown_step_marker() == 180 and painted == []
+    view.show_step(None)  # live again: the curves change at every redraw, drawn directly
+    assert all(item.curve.cacheMode() == item.curve.CacheMode.NoCache
+               for item in view.loss_plot.getPlotItem().listDataItems())

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from cnnviz.gui.visibility import on_screen
 from cnnviz.errors import CnnvizError
@@ -406,7 +406,18 @@ class CurvesView(QWidget):
         return i
 
     def show_step(self, step: int | None) -> None:
-        """Mark the step every view shows (None: the newest, unmarked)."""
+        """Mark the step every view shows (None: the newest, unmarked).
+
+        While a past step is shown (scrubbing, Play) the curves are cached as images, so moving the marker
+        repaints the plots from those images instead of drawing every curve again (measured: most of the
+        curves' share of a Play frame); live, where the curves change at every redraw, they are drawn directly."""
+        mode = (QGraphicsItem.CacheMode.NoCache if step is None
+                else QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        for plot in (self.loss_plot, self.accuracy_plot, self.lr_plot):
+            for item in plot.getPlotItem().listDataItems():
+                for part in (item.curve, item.scatter):
+                    if part.cacheMode() != mode:  # setting it again, even unchanged, empties the cache
+                        part.setCacheMode(mode)
         for line in self._shown:
             line.setVisible(step is not None)
             if step is not None:
