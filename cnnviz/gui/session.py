@@ -35,7 +35,7 @@ class InputImage:
 
     pixels: np.ndarray
     label: str  # e.g. "test #17 (true 4)" or "drawing"
-    source: str = "test"  # "test", "drawing" or "file"
+    source: str = "test"  # "test", "train" (a nearest training digit), "drawing" or "file"
     index: int | None = None  # test-set index when source == "test"
 
 
@@ -140,7 +140,7 @@ class Session(QObject):
         self.data = data
         self.evaluation = None
         self.data_changed.emit(data)
-        if self.selected_input is None or self.selected_input.source == "test":
+        if self.selected_input is None or self.selected_input.source in ("test", "train"):
             self.select_test_image(0)
 
     @property
@@ -212,6 +212,14 @@ class Session(QObject):
         pixels = self.data.test.raw[index].astype(np.float32) / 255.0
         true = self.data.class_names[int(self.data.test.labels[index])]
         self.select_input(InputImage(pixels, f"test #{index} (true {true})", "test", index))
+
+    def select_train_image(self, index: int) -> None:
+        """Make training image `index` the feature-map input (a nearest training digit clicked)."""
+        if self.data is None or not 0 <= int(index) < len(self.data.train):
+            return
+        pixels = self.data.train.raw[int(index)].astype(np.float32) / 255.0
+        label = self.data.class_names[int(self.data.train.labels[int(index)])]
+        self.select_input(InputImage(pixels, f"training #{int(index)} (label {label})", "train", int(index)))
 
     @property
     def inference(self) -> InferenceModel:

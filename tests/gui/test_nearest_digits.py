@@ -77,3 +77,19 @@ def test_the_cached_search_answers_as_the_shared_nearest():
         expected = nearest(bank, q, 8)
         assert list(rows) == list(expected.indices)
         assert np.allclose(distances, expected.distances, atol=1e-3)
+
+
+def test_clicking_a_nearest_digit_shows_it_in_the_feature_maps(qtbot, panel, session):
+    from PySide6.QtCore import Qt
+
+    assert panel.nearest.wait()
+    qtbot.waitUntil(panel.nearest.bank_ready, timeout=10000)
+    _draw(panel.canvas, SEVEN)
+    qtbot.waitUntil(lambda: len(panel.nearest.shown()) == 8, timeout=5000)
+    second = panel.nearest.shown()[1]
+    qtbot.mouseClick(panel.nearest._images[1], Qt.MouseButton.LeftButton)
+    chosen = session.selected_input
+    assert chosen.source == "train" and chosen.index == second and f"training #{second}" in chosen.label
+    np.testing.assert_allclose(chosen.pixels, session.data.train.raw[second] / 255.0, atol=1e-6)
+    session.set_data(session.data)  # other data: back to a test image, as for a test input
+    assert session.selected_input.source == "test"

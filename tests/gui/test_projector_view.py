@@ -85,6 +85,10 @@ def test_a_shift_drag_lasso_opens_exactly_the_enclosed_points_in_the_gallery(qtb
     assert not got & set(int(i) for i in p.indices[surely_out])
     assert view.gallery.indices() == view.lasso_indices()[: view.gallery.cap]
     assert view.gallery.total() == len(got)
+    outline = view.view_box.lasso_outline()  # stays on show around what the gallery holds
+    assert len(outline) >= 5 and outline[:, 0].min() < x0 + mx and outline[:, 0].max() > x1 - mx
+    view._on_model_or_data(None)  # another model: the points move, the outline goes
+    assert len(view.view_box.lasso_outline()) == 0
 
 
 def test_the_lasso_of_a_rectangle_opens_its_points(view):
@@ -162,3 +166,13 @@ def test_tsne_cancel_goes_back_to_pca(qtbot, view):
     assert view.wait(30000)
     assert view.shown().method == "PCA" and "cancelled" in view.status.text()
     assert not view.cancel_button.isVisibleTo(view)
+
+
+def test_the_legend_sits_above_the_points_not_on_them(view, session):
+    from PySide6.QtWidgets import QLabel
+
+    legend = view.findChild(QLabel, "projectorLegend")
+    text = legend.text()
+    assert all(name in text for name in session.class_names) and "mistake" in text and "drawing" in text
+    assert legend.mapTo(view, legend.rect().bottomLeft()).y() <= view.plot.mapTo(view, view.plot.rect().topLeft()).y()
+

@@ -197,6 +197,9 @@ class FeatureMapsView(QWidget):
             self._input_note.setText("Showing your drawing; pick a test image to switch back.")
         elif image.source == "file":
             self._input_note.setText("Showing an image opened from a file.")
+        elif image.source == "train":
+            self._input_note.setText("Showing a training digit (nearest to your drawing); pick a test image to "
+                                     "switch back.")
         else:
             self._input_note.setText("Browse the test set with the arrows or type an index.")
         if image.source == "test" and image.index is not None:

@@ -52,6 +52,17 @@ def search(bank: np.ndarray, squared: np.ndarray, query: np.ndarray, k: int = K)
     return order.astype(np.int64), np.sqrt(d2[order])
 
 
+class _Thumbnail(QLabel):
+    """A training digit's picture: a click shows it in the feature maps."""
+
+    clicked = Signal()
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton and self.pixmap() is not None and not self.pixmap().isNull():
+            self.clicked.emit()
+        super().mousePressEvent(event)
+
+
 class NearestDigits(QWidget):
     """A row of the ``K`` training images nearest to a query embedding, each with its label.
 
@@ -92,7 +103,9 @@ class NearestDigits(QWidget):
         self._images: list[QLabel] = []
         self._labels: list[QLabel] = []
         for i in range(K):
-            image, label = QLabel(), QLabel()
+            image, label = _Thumbnail(), QLabel()
+            image.setCursor(Qt.CursorShape.PointingHandCursor)
+            image.clicked.connect(self._on_thumbnail_clicked)
             image.setFixedSize(58, 58)
             image.setAlignment(Qt.AlignmentFlag.AlignCenter)
             image.setStyleSheet("QLabel { background: black; }")
@@ -171,6 +184,14 @@ class NearestDigits(QWidget):
         self.note.setText(f"No nearest digits: {text}")
         self.note.show()
 
+    def open_shown(self, rank: int) -> None:
+        """Make the ``rank``-th digit shown (0: the nearest) the feature maps' input (what a click on it does)."""
+        if 0 <= rank < len(self._shown):
+            self._session.select_train_image(self._shown[rank])
+
+    def _on_thumbnail_clicked(self) -> None:
+        self.open_shown(self._images.index(self.sender()))
+
     # -- the query ---------------------------------------------------------------------------------------
     def query(self, pixels: np.ndarray | None) -> np.ndarray | None:
         """Embed the drawing (H x W, [0, 1]) with the weights on show and show its neighbours; returns the
@@ -233,5 +254,5 @@ class NearestDigits(QWidget):
             name = data.class_names[int(data.train.labels[index])]
             label.setText(name)
             image.setToolTip(f"Training image #{index}, labelled {name}; distance {float(distances[i]):.3g} "
-                             f"in the embedding (step {self._bank_step} weights)")
+                             f"in the embedding (step {self._bank_step} weights). Click to see its feature maps")
         self.updated.emit(list(self._shown))

@@ -10,6 +10,8 @@ images in the gallery beside the plot. Beside it too: the input a chosen class l
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
@@ -78,7 +80,9 @@ class LassoViewBox(pg.ViewBox):
         super().__init__()
         self.lasso_mode = False
         self._path: list[tuple[float, float]] = []
-        self._outline = pg.PlotCurveItem(pen=pg.mkPen((255, 255, 255), width=1.5, style=Qt.PenStyle.DashLine))
+        # mid blue, dashed: seen on a white plot (the default) and on a dark one
+        self._outline = pg.PlotCurveItem(pen=pg.mkPen((0, 100, 230), width=2, style=Qt.PenStyle.DashLine))
+        self._outline.setZValue(5)  # over the points (a dense cloud hid it), under the drawing's star
         self.addItem(self._outline, ignoreBounds=True)
 
     def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 (pyqtgraph override)
@@ -100,11 +104,22 @@ class LassoViewBox(pg.ViewBox):
         self._outline.setData([x for x, _ in closed], [y for _, y in closed])
 
     def finish_lasso(self) -> None:
+        """Emit the closed polygon; its outline stays on the plot (what the gallery shows) until the next
+        lasso or :meth:`clear_lasso` (a new picture: the points have moved)."""
         polygon = np.array(self._path, dtype=np.float64)
         self._path = []
-        self._outline.setData([], [])
         if len(polygon) >= 3:
             self.lasso_finished.emit(polygon)
+        else:
+            self.clear_lasso()
+
+    def clear_lasso(self) -> None:
+        self._outline.setData([], [])
+
+    def lasso_outline(self) -> np.ndarray:
+        """The outline on show, (M, 2) in data coordinates (empty when none)."""
+        x, y = self._outline.getData()
+        return np.zeros((0, 2)) if x is None or not len(x) else np.column_stack([x, y])
 
 
 class ProjectorView(QWidget):
@@ -202,8 +217,12 @@ class ProjectorView(QWidget):
                                        pen=pg.mkPen(0, 0, 0, width=1.5))
         self.star.setZValue(10)
         self.plot.addItem(self.star, ignoreBounds=True)  # a moving star must not re-range (and redraw) the plot
-        self.legend = pg.LegendItem(offset=(8, 8), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 110), colCount=2)
-        self.legend.setParentItem(self.view_box)
+        # the legend is a row of text above the plot: inside it, it covered part of the cloud in a small dock
+        self.legend = QLabel()
+        self.legend.setObjectName("projectorLegend")
+        self.legend.setWordWrap(True)
+        self.legend.setToolTip("Colour: the true class. A cross is a test image the network gets wrong; the star "
+                               "is your drawing")
 
         self.gallery = ImageGallery("Lasso a group of points (Lasso button or Shift+drag) to see their images here.",
                                     scale=1, cap=300)
@@ -226,8 +245,14 @@ class ProjectorView(QWidget):
         sl.addLayout(row)
         sl.addWidget(self.class_actmax)
         sl.addWidget(self.gallery, 1)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.setSpacing(2)
+        ll.addWidget(self.legend)
+        ll.addWidget(self.plot, 1)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.plot)
+        split.addWidget(left)
         split.addWidget(side)
         split.setStretchFactor(0, 1)
         split.setSizes([520, 240])
@@ -260,14 +285,10 @@ class ProjectorView(QWidget):
         self.class_combo.clear()
         self.class_combo.addItems(list(names))
         self.class_combo.blockSignals(False)
-        self.legend.clear()
-        for c, name in enumerate(names):
-            sample = pg.ScatterPlotItem(size=8, pen=None, brush=pg.mkBrush(class_colour(c)))
-            self.legend.addItem(sample, name)
-        self.legend.addItem(pg.ScatterPlotItem(size=9, symbol="x", pen=None, brush=pg.mkBrush(220, 220, 220)),
-                            "mistake")
-        self.legend.addItem(pg.ScatterPlotItem(size=14, symbol="star", brush=pg.mkBrush(255, 230, 0),
-                                               pen=pg.mkPen(0, 0, 0)), "drawing")
+        entries = [f'<span style="color:{class_colour(c).name()}">&#9679;</span>&nbsp;{html.escape(name)}'
+                   for c, name in enumerate(names)]
+        entries += ["&#10005;&nbsp;mistake", '<span style="color:#e6b800">&#9733;</span>&nbsp;drawing']
+        self.legend.setText("&nbsp;&nbsp; ".join(entries))
 
     # -- automation surface ------------------------------------------------------------------------------
     def shown(self) -> Projection | None:
@@ -308,6 +329,7 @@ class ProjectorView(QWidget):
 
     def _on_model_or_data(self, _value) -> None:
         self._pca = self._tsne = self._shown = None
+        self.view_box.clear_lasso()
         self._tsne_emb = None
         self._tsne_job.cancel()
         self._clear_points()
@@ -411,6 +433,8 @@ class ProjectorView(QWidget):
         self.star.setData([])
 
     def _show(self, p: Projection) -> None:
+        if self._shown is None or self._shown.method != p.method:
+            self.view_box.clear_lasso()  # other coordinates: the outline no longer surrounds its points
         self._shown = p
         n = int(p.labels.max(initial=0)) + 1
         self._items(n)
