@@ -38,12 +38,12 @@ def trained_snapshot(sample_data):
 
 @pytest.fixture(autouse=True)
 def _no_background_job_outlives_its_test():
-    """A view's background recomputation (cnnviz.gui.latest_job) still running when its test ends is stopped and
+    """A view's background recomputation (cnnviz.gui.background_job) still running when its test ends is stopped and
     waited for, so it cannot show up as a stray thread in the next test."""
     yield
-    from cnnviz.gui import latest_job
+    from cnnviz.gui import background_job
 
-    for job in list(latest_job._BUSY):
+    for job in list(background_job._BUSY):
         job.shutdown()
 
 

@@ -134,8 +134,9 @@ def test_a_view_deleted_while_its_job_runs_lets_the_job_end_on_its_own(qtbot, tr
     view.run()
     ended = []
     thread = view.runner._thread
-    thread.finished.connect(lambda: ended.append(True))
+    assert thread is not None and thread.is_alive()
     view.close()
     view.deleteLater()  # its runner keeps itself (and its thread) alive until the job has ended
-    qtbot.waitUntil(lambda: bool(ended), timeout=20000)
+    qtbot.waitUntil(lambda: not thread.is_alive(), timeout=20000)
+    ended.append(True)
     qtbot.wait(50)  # the thread's own deferred deletion

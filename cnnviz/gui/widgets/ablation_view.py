@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from cnnviz.gui.visibility import on_screen
-from cnnviz.gui.job_runner import JobRunner
+from cnnviz.gui.background_job import BackgroundJob
 from cnnviz.gui.throttle import Throttle
 from cnnviz.inspect.ablation import Ablation, ablate
 from cnnviz.inspect.top_patches import conv_layers
@@ -33,7 +33,7 @@ class AblationView(QWidget):
         self._result: Ablation | None = None
         self._result_step: int | None = None
         self._wanted = False  # the user asked for a chart: keep it following the step on show
-        self.runner = JobRunner()  # no parent: see JobRunner
+        self.runner = BackgroundJob()  # no parent: see BackgroundJob
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
         self.runner.progress.connect(self._on_progress)

@@ -12,7 +12,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from cnnviz.gui.visibility import on_screen
-from cnnviz.gui.latest_job import LatestJob, ModelCopy
+from cnnviz.gui.background_job import BackgroundJob, ModelCopy
 from cnnviz.gui.throttle import Throttle
 from cnnviz.inspect.feature_vis import ActmaxSettings, maximise
 
@@ -35,9 +35,9 @@ class ActmaxImage(QWidget):
         self._target: tuple[str | None, int] | None = None
         self._image: np.ndarray | None = None
         self._dirty = False
-        self._job = LatestJob()
+        self._job = BackgroundJob()
         self._model = ModelCopy()
-        self._job.result.connect(self._on_result)
+        self._job.done.connect(self._on_result)
         self._job.failed.connect(self._on_failed)
         self._job.progress.connect(self._on_progress)
         self._throttle = Throttle(_WEIGHTS_MS, self._start, self)
@@ -84,7 +84,7 @@ class ActmaxImage(QWidget):
             self.caption.setText("")
             return
         if on_screen(self):
-            self._start(supersede=True)  # the running ascent is for a target no longer asked for
+            self._start(restart=True)  # the running ascent is for a target no longer asked for
         else:
             self._dirty = True
 
@@ -105,7 +105,7 @@ class ActmaxImage(QWidget):
         if self._dirty and self._target is not None:
             self._start()
 
-    def _start(self, supersede: bool = False) -> None:
+    def _start(self, restart: bool = False) -> None:
         if self._target is None:
             return
         if not on_screen(self):  # hidden since it was asked for (a tab behind another): catch up when shown
@@ -118,7 +118,7 @@ class ActmaxImage(QWidget):
         layer, index = self._target
         self.caption.setText(f"Finding the input {self._name()} likes most…")
         self._job.submit(_work(self._model.take(s), s.input_size, layer, index, mean, std, s.weights_step),
-                         supersede=supersede)
+                         restart=restart)
 
     def _name(self) -> str:
         layer, index = self._target

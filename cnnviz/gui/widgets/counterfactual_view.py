@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxL
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from cnnviz.gui.visibility import on_screen
-from cnnviz.gui.job_runner import JobRunner
+from cnnviz.gui.background_job import BackgroundJob
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.colormaps import color_at, diverging_lut, ink_for
 from cnnviz.inspect.counterfactual import Counterfactual, counterfactuals
@@ -67,7 +67,7 @@ class CounterfactualView(QWidget):
         self._prediction: int | None = None
         self._key = None  # (input bytes, step) of the results on show
         self._dirty = True
-        self.runner = JobRunner()  # no parent: see JobRunner
+        self.runner = BackgroundJob()  # no parent: see BackgroundJob
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
         self._throttle = Throttle(250, self._update, self)

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.errors import CnnvizError
-from cnnviz.gui.job_runner import JobRunner
+from cnnviz.gui.background_job import BackgroundJob
 from cnnviz.gui.session import InputImage
 from cnnviz.gui.widgets.colormaps import sequential_lut
 from cnnviz.gui.throttle import Throttle
@@ -153,7 +153,7 @@ class DrawPanel(QWidget):
         self._weights_throttle = Throttle(100, self._refresh, self)  # training sends weights at ~5 Hz
         self._weights_version = 0  # counts weight changes: the occlusion worker's copy is renewed on one
         self._occlusion_model = None  # (version, model) the background occlusion runs on
-        self.occlusion_runner = JobRunner()  # no parent: see JobRunner
+        self.occlusion_runner = BackgroundJob()  # no parent: see BackgroundJob
         self.occlusion_runner.done.connect(self._on_occlusion)
         self._occlusion_wanted = None  # (pixels, input, target) of the newest drawing
         # at most ~8 maps a second while the pen moves, so the map's work leaves the answer's CPU alone

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from cnnviz.errors import CnnvizError
-from cnnviz.gui.latest_job import LatestJob, ModelCopy
+from cnnviz.gui.background_job import BackgroundJob, ModelCopy
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.visibility import on_screen
 from cnnviz.gui.widgets.image_gallery import thumbnail
@@ -83,9 +83,9 @@ class NearestDigits(QWidget):
         self._shown_of = None  # (data, bank step) the thumbnails and their tooltips were made for
         self._last_query: np.ndarray | None = None
         self._dirty = True
-        self._job = LatestJob()
+        self._job = BackgroundJob()
         self._model = ModelCopy()  # the GUI thread loads new weights into the session's model meanwhile
-        self._job.result.connect(self._on_bank)
+        self._job.done.connect(self._on_bank)
         self._job.failed.connect(self._on_failed)
         self._throttle = Throttle(_BANK_MS, self._recompute, self)
         title = QLabel(f"Nearest training digits ({K})")

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.gui.visibility import on_screen
-from cnnviz.gui.latest_job import LatestJob, ModelCopy
+from cnnviz.gui.background_job import BackgroundJob, ModelCopy
 from cnnviz.gui.throttle import Throttle
 from cnnviz.gui.widgets.actmax_view import ActmaxImage
 from cnnviz.gui.widgets.image_gallery import ImageGallery
@@ -145,13 +145,13 @@ class ProjectorView(QWidget):
         self._dirty = True
         self._drawing: np.ndarray | None = None
         self._lasso_indices: list[int] = []
-        self._pca_job = LatestJob()
+        self._pca_job = BackgroundJob()
         self._pca_model, self._tsne_model = ModelCopy(), ModelCopy()  # the GUI thread loads new weights into
         # the session's model while a job runs: each job works on its own copy
-        self._pca_job.result.connect(self._on_pca)
+        self._pca_job.done.connect(self._on_pca)
         self._pca_job.failed.connect(self._on_failed)
-        self._tsne_job = LatestJob()
-        self._tsne_job.result.connect(self._on_tsne)
+        self._tsne_job = BackgroundJob()
+        self._tsne_job.done.connect(self._on_tsne)
         self._tsne_job.failed.connect(self._on_failed)
         self._tsne_job.progress.connect(self._on_tsne_progress)
         self._tsne_job.busy_changed.connect(self._on_tsne_busy)
@@ -397,7 +397,7 @@ class ProjectorView(QWidget):
         self.progress.setRange(0, 0)
         labels = s.data.test.labels.numpy()
         self._tsne_job.submit(_tsne_work(self._tsne_model.take(s), s.data.test.images, labels, indices,
-                                         s.weights_step), supersede=True)
+                                         s.weights_step), restart=True)
         return True
 
     def cancel_tsne(self) -> None:

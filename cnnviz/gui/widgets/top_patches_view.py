@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
 from cnnviz.gui.visibility import on_screen
-from cnnviz.gui.job_runner import JobRunner
+from cnnviz.gui.background_job import BackgroundJob
 from cnnviz.gui.throttle import Throttle
 from cnnviz.inspect.top_patches import DEFAULT_K, TopPatches, TopPatchTracker, conv_layers
 from cnnviz.training.messages import RUNNING
@@ -122,7 +122,7 @@ class TopPatchesPanel(QWidget):
         self._filter: tuple[str, int] | None = None
         self._full = False  # the results on show come from one whole pass
         self._dirty = True
-        self.runner = JobRunner()  # no parent: see JobRunner
+        self.runner = BackgroundJob()  # no parent: see BackgroundJob
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)  # not a lambda: one holding `self` would keep the view alive
         self._throttle = Throttle(200, self._request, self)

@@ -1,13 +1,18 @@
-"""Recomputations that follow the weights, in a background thread, keeping only the newest request.
+"""A view's computation off the GUI thread: one job at a time, the newest request kept while it runs.
 
-A view that must recompute something when the weights change (the projector's PCA, the nearest-digit bank,
-activation maximisation) submits ``work(progress, cancel)``; while one runs, a newer request waits in its
-place (older waiting ones are dropped, as their weights are already stale) and with ``supersede`` the running
-one is cancelled. The result comes back through ``result`` in the GUI thread; the work never touches Qt.
+Both kinds of view work go through it: what the user asks for and waits for, with progress and Cancel
+(ablation, counterfactuals, top patches, occlusion), and what follows the weights (the projector's PCA and
+t-SNE, the nearest-digit bank, activation maximisation). ``submit(work)`` runs ``work(progress, cancel)`` in a
+background thread (``progress(done, total)``; ``cancel`` a threading.Event the work checks); while one runs, a
+newer request waits in its place (older waiting ones are dropped: views ask again at every weight update and
+only the newest matters) and with ``restart=True`` the running one is cancelled. The answer comes back as
+``done(result)`` in the GUI thread, a CnnvizError's message as ``failed(text)``; a cancelled job's answer is
+dropped. The work never touches Qt objects nor the Session's model: views hand it a copy (``ModelCopy``).
 
-Each job runs in a plain Python thread that only emits signals (queued to the GUI thread). A QThread per job
-would have to be waited for when it ends, and that wait took ~100 ms of the GUI thread while another
-Python thread held the GIL (measured: ten job ends cost the GUI thread a second).
+Each job runs in a plain Python thread at a lower CPU priority, which only emits signals (queued to the GUI
+thread). A QThread per job would have to be waited for when it ends, and that wait took ~100 ms of the GUI
+thread while another Python thread held the GIL (measured: ten job ends cost the GUI thread a second). This
+module replaces two runners that two helpers wrote in parallel (a QThread one and this one).
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from cnnviz.errors import CnnvizError
 
 # Jobs with a thread running, kept alive here: a view closed (and deleted) mid-computation must not take the
 # object its thread reports to with it; its job finishes, its answer goes nowhere, and it is freed.
-_BUSY: set["LatestJob"] = set()
+_BUSY: set["BackgroundJob"] = set()
 
 
 @atexit.register
@@ -42,13 +47,14 @@ def _lower_priority() -> None:
         pass
 
 
-class LatestJob(QObject):
+class BackgroundJob(QObject):
     """One background job at a time; ``submit`` while busy keeps only the newest request for afterwards.
 
-    It has no Qt parent (a view keeps it as an attribute): while its thread runs the module keeps it alive.
+    Give it no Qt parent (a view keeps it as an attribute): a view deleted while its job runs must not take the
+    object its thread reports to with it; while its thread runs the module keeps it alive, its answer goes nowhere.
     """
 
-    result = Signal(object)  # what the work returned (not emitted for cancelled work)
+    done = Signal(object)  # what the work returned (not emitted for cancelled work)
     failed = Signal(str)  # a CnnvizError's message (or a bug's), not for cancelled work
     progress = Signal(int, int)
     busy_changed = Signal(bool)
@@ -66,13 +72,13 @@ class LatestJob(QObject):
     def busy(self) -> bool:
         return self._thread is not None
 
-    def submit(self, work, supersede: bool = False) -> None:
-        """Run ``work(progress, cancel)`` now, or after the running one (``supersede``: cancel that one)."""
+    def submit(self, work, restart: bool = False) -> None:
+        """Run ``work(progress, cancel)`` now, or after the running one (``restart``: cancel that one)."""
         if self._closed:
             return
         if self.busy:
             self._pending = work
-            if supersede:
+            if restart:
                 self._cancel.set()
             return
         self._start(work)
@@ -123,7 +129,7 @@ class LatestJob(QObject):
             except RuntimeError:  # the object is gone (the window closed): nobody waits for the answer
                 pass
 
-        self._thread = threading.Thread(target=run, name="cnnviz-latest-job", daemon=True)
+        self._thread = threading.Thread(target=run, name="cnnviz-background-job", daemon=True)
         _BUSY.add(self)
         self._thread.start()
         self.busy_changed.emit(True)
@@ -133,11 +139,11 @@ class LatestJob(QObject):
         if cancel is not self._cancel:
             return
         self._thread, self._cancel = None, None
-        if not cancel.is_set():  # a cancelled or superseded job's answer is stale
+        if not cancel.is_set():  # a cancelled or restarted job's answer is stale
             if error is not None:
                 self.failed.emit(error)
             else:
-                self.result.emit(result)
+                self.done.emit(result)
         pending, self._pending = self._pending, None
         if pending is not None and not self._closed:
             self._start(pending)
@@ -147,12 +153,12 @@ class LatestJob(QObject):
 
 
 class ModelCopy:
-    """The session's model for one LatestJob's work, copied cheaply on the GUI thread.
+    """The session's model for one BackgroundJob's work, copied cheaply on the GUI thread.
 
     ``take(session)`` clones the weights (well under a millisecond) and returns ``load()``, which the work
     calls in its thread to get a private model holding them; ``copy.deepcopy`` of the model on every
     weight change cost the GUI thread ~20 ms. The private model is made once per model spec and used by one
-    job at a time (a LatestJob runs one job at a time), never by the GUI thread.
+    job at a time (a BackgroundJob runs one job at a time), never by the GUI thread.
     """
 
     def __init__(self) -> None:
