@@ -10,13 +10,12 @@ draw panel side by side.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
-from make_screenshots import OUT, settle, wait_until
+from PySide6.QtGui import QPainter, QPixmap
+
+from make_screenshots import OUT, paused_window, settle, wait_until
 
 
 def main() -> int:
@@ -24,26 +23,7 @@ def main() -> int:
     parser.add_argument("--data-dir", required=True, help="folder with the four MNIST IDX files")
     parser.add_argument("--steps", type=int, default=300, help="training steps before the picture")
     args = parser.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ["CNNVIZ_NO_SETTINGS"] = "1"
-    os.environ["CNNVIZ_DATA_DIR"] = tempfile.mkdtemp(prefix="cnnviz-shots-")
-
-    from PySide6.QtGui import QPainter, QPixmap
-
-    from cnnviz.app import create_window
-
-    w = create_window([])
-    w.confirm = lambda *a: True
-    w.resize(1600, 1000)
-    w.apply_preset("gorner-dropout")
-    wait_until(lambda: not w.loader.busy)
-    w.request_dataset("sample", str(Path(args.data_dir).resolve()))
-    wait_until(lambda: not w.loader.busy)
-    w.session.set_recipe(w.session.recipe.replace(train__epochs=2))
-    w.train()
-    wait_until(lambda: w.session.history.steps >= args.steps, timeout=600)
-    w.toggle_pause()
-    wait_until(lambda: w.session.state == "paused")
+    w = paused_window(args.data_dir, "gorner-dropout", args.steps)
     data = w.session.data
     four = int(np.flatnonzero(data.test.labels == 4)[3])
     w.draw.set_image(data.test.raw[four].astype(np.float32) / 255.0)

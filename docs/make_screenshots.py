@@ -44,6 +44,29 @@ def settle(seconds: float = 0.6) -> None:
         time.sleep(0.01)
 
 
+def paused_window(data_dir: str, preset: str, steps: int, epochs: int = 2, size=(1600, 1000)):
+    """The real window on full MNIST (the folder's IDX files), `preset` trained `steps` steps, then paused."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["CNNVIZ_NO_SETTINGS"] = "1"
+    os.environ["CNNVIZ_DATA_DIR"] = tempfile.mkdtemp(prefix="cnnviz-shots-")
+
+    from cnnviz.app import create_window
+
+    w = create_window([])
+    w.confirm = lambda *a: True
+    w.resize(*size)
+    w.apply_preset(preset)
+    wait_until(lambda: not w.loader.busy)
+    w.request_dataset("sample", str(Path(data_dir).resolve()))
+    wait_until(lambda: not w.loader.busy)
+    w.session.set_recipe(w.session.recipe.replace(train__epochs=epochs))
+    w.train()
+    wait_until(lambda: w.session.history.steps >= steps, timeout=600)
+    w.toggle_pause()
+    wait_until(lambda: w.session.state == "paused")
+    return w
+
+
 def draw(canvas, points) -> None:
     import numpy as np
     from PySide6.QtCore import QEvent, QPointF, Qt

@@ -10,11 +10,8 @@ drops and recovers.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-from pathlib import Path
 
-from make_screenshots import OUT, settle, wait_until
+from make_screenshots import OUT, paused_window, settle, wait_until
 
 
 def main() -> int:
@@ -23,24 +20,7 @@ def main() -> int:
     parser.add_argument("--before", type=int, default=500, help="steps before the surgery")
     parser.add_argument("--after", type=int, default=400, help="steps after it")
     args = parser.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ["CNNVIZ_NO_SETTINGS"] = "1"
-    os.environ["CNNVIZ_DATA_DIR"] = tempfile.mkdtemp(prefix="cnnviz-shots-")
-
-    from cnnviz.app import create_window
-
-    w = create_window([])
-    w.confirm = lambda *a: True
-    w.resize(1600, 1000)
-    w.apply_preset("cntk-conv")
-    wait_until(lambda: not w.loader.busy)
-    w.request_dataset("sample", str(Path(args.data_dir).resolve()))
-    wait_until(lambda: not w.loader.busy)
-    w.session.set_recipe(w.session.recipe.replace(train__epochs=2))
-    w.train()
-    wait_until(lambda: w.session.history.steps >= args.before, timeout=600)
-    w.toggle_pause()
-    wait_until(lambda: w.session.state == "paused")
+    w = paused_window(args.data_dir, "cntk-conv", args.before)
     count = w.session.model.layers.conv1.weight.shape[0]
     operations = [("conv1", 0, "freeze"), ("conv1", 2, "reinit")] + [("conv1", i, "zero") for i in range(3, count)]
     for layer, index, action in operations:

@@ -13,7 +13,7 @@ import copy
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QKeySequence, QPainter, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -151,6 +151,12 @@ class DrawPanel(QWidget):
         self._rasterizer = StrokeRasterizer(CANVAS_PIXELS)  # the drawing's raster, grown stroke by stroke
         self._dirty = False
         self._weights_throttle = Throttle(100, self._refresh, self)  # training sends weights at ~5 Hz
+        # new weights are answered one event-loop turn later, not inside the code that loaded them (a seek, a
+        # snapshot): the window gets a breath between that and the prediction (Play's frames were one block)
+        self._weights_turn = QTimer(self)
+        self._weights_turn.setSingleShot(True)
+        self._weights_turn.setInterval(0)
+        self._weights_turn.timeout.connect(self._weights_throttle.request)
         self._weights_version = 0  # counts weight changes: the occlusion worker's copy is renewed on one
         self._occlusion_model = None  # (version, model) the background occlusion runs on
         self.occlusion_runner = BackgroundJob()  # no parent: see BackgroundJob
@@ -332,7 +338,7 @@ class DrawPanel(QWidget):
         if not self.isVisible():
             self._dirty = True  # hidden: cost nothing now, catch up in showEvent
             return
-        self._weights_throttle.request()
+        self._weights_turn.start()
 
     def _on_model_or_data_changed(self, _value) -> None:
         self._weights_version += 1

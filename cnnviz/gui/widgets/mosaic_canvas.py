@@ -211,6 +211,9 @@ class LayerPanel(QWidget):
         self.title.setFont(font)
         self.note = QLabel("")
         self.note.setStyleSheet("color: palette(placeholder-text);")
+        # its text (the value range) changes at every weight update: a width that followed the text re-laid out
+        # the whole scrolling stack and repainted its scroll bar each time (~4 ms a frame while playing)
+        self.note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.canvas = canvas
         self.extra = extra
         layout.addWidget(self.title)
