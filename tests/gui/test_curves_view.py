@@ -226,7 +226,9 @@ def test_a_growing_curve_moves_the_stepped_range_only_when_it_crosses_a_step(qtb
     from cnnviz.gui.widgets.curve_items import nice_step, snap_range, SteppedViewBox
 
     assert [nice_step(s) for s in (436, 8, 0.09)] == [100, 1, 0.02]
-    assert snap_range(1, 437) == (0, 500) and snap_range(5.5, 100.00001) == (0, 100)
+    assert snap_range(1, 437) == (0, 500) and snap_range(5.5, 100.00001) == (0, 120)
+    assert snap_range(5.5, 100.00001, slack=0.02) == (0, 100)  # sticking out within the view's padding
+    assert snap_range(-33.5, 932, slack=0.045) == (0, 1000) and snap_range(-33.5, 932) == (-200, 1000)
     plot = pg.PlotWidget(viewBox=SteppedViewBox())
     qtbot.addWidget(plot)
     item = plot.plot()

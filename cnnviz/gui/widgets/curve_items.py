@@ -40,13 +40,23 @@ def nice_step(span: float, parts: int = 8) -> float:
     return 10.0 * power
 
 
-def snap_range(lo: float, hi: float) -> tuple[float, float]:
-    """``(lo, hi)`` widened outward to whole nice steps (unchanged when empty or not finite)."""
+def snap_range(lo: float, hi: float, slack: float = 0.0) -> tuple[float, float]:
+    """``(lo, hi)`` widened outward to whole nice steps (unchanged when empty or not finite).
+
+    ``slack``: the fraction of the snapped span that the view pads each side with; an end that sticks out of
+    a step by no more than that padding is kept at the step (it is still seen, in the padding) instead of
+    growing by a whole step: 100.00001 % (a float sum) stays at 100, and pyqtgraph's room for the markers'
+    symbols at x = 0 does not add a step at the left (a fifth of the plot left empty).
+    """
     if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
         return lo, hi
     step = nice_step(hi - lo)
-    # a hair of tolerance: 100.00001 % (a float sum) stays at 100, not a whole step above
-    return float(np.floor(lo / step + 1e-6) * step), float(np.ceil(hi / step - 1e-6) * step)
+    low, high = float(np.floor(lo / step) * step), float(np.ceil(hi / step) * step)
+    if high - step > low and hi - (high - step) <= slack * (high - step - low):
+        high -= step
+    if low + step < high and (low + step) - lo <= slack * (high - low - step):
+        low += step
+    return low, high
 
 
 class SteppedViewBox(pg.ViewBox):
@@ -56,7 +66,8 @@ class SteppedViewBox(pg.ViewBox):
 
     def childrenBounds(self, frac=None, orthoRange=(None, None), items=None):  # noqa: N802 (pyqtgraph's name)
         bounds = super().childrenBounds(frac=frac, orthoRange=orthoRange, items=items)
-        return [None if r is None else list(snap_range(float(r[0]), float(r[1]))) for r in bounds]
+        return [None if r is None else list(snap_range(float(r[0]), float(r[1]), self.suggestPadding(ax)))
+                for ax, r in enumerate(bounds)]
 
 
 class PeakEnvelope:
