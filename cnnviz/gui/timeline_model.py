@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from cnnviz.errors import CnnvizError
 from cnnviz.training.messages import AckSnapshot, FitResult, Stop, StepBatch, WeightsSnapshot
@@ -35,6 +35,12 @@ class TimelineModel(QObject):
         self._exact_thread = None
         self._exact_worker = None
         self._exact_target: int | None = None
+        # with seek(defer_evaluation=True) the shown step's evaluation is read and shown one event-loop turn after
+        # its weights (an epoch's confusion matrix and bars took 10-20 ms: in the seek they made Play's longest frames)
+        self._evaluation_turn = QTimer(self)
+        self._evaluation_turn.setSingleShot(True)
+        self._evaluation_turn.setInterval(0)
+        self._evaluation_turn.timeout.connect(self._show_shown_evaluation)
 
     # -- which run -----------------------------------------------------------------------------------------
     def set_folder(self, folder: str | Path | None) -> None:
@@ -85,9 +91,10 @@ class TimelineModel(QObject):
         self.shown_step, self.shown_precision = self.session.weights_step, "live"
         self.shown_step_changed.emit(self.shown_step)
 
-    def seek(self, step: int, exact: bool = False) -> int:
+    def seek(self, step: int, exact: bool = False, defer_evaluation: bool = False) -> int:
         """Show the stored weights nearest at or before `step` at once, and with `exact` recompute `step` itself
-        (in the background). Returns the step now on show."""
+        (in the background). Returns the step now on show. `defer_evaluation` (the slider, Play): show the step's
+        recorded evaluation one event-loop turn later, so a frame is two shorter pieces of work."""
         t = self.timeline
         if t is None:
             raise CnnvizError("this run has no timeline to go back in (it was saved without one)")
@@ -96,18 +103,26 @@ class TimelineModel(QObject):
         if stored is None:
             raise CnnvizError("the run has not recorded any weights yet")
         self.cancel_exact()
-        self._show(stored, t.weights(stored), t.precision(stored))
+        self._show(stored, t.weights(stored), t.precision(stored), defer_evaluation)
         if exact and stored != step:
             self._start_exact(step)
         return stored
 
-    def _show(self, step: int, weights: dict, precision: str) -> None:
+    def _show(self, step: int, weights: dict, precision: str, defer_evaluation: bool = False) -> None:
         self.live = False
         self.shown_step, self.shown_precision = step, precision
         epoch = sum(1 for e in self.session.history.epochs if e.step is not None and e.step <= step)
         self.session.show_weights(WeightsSnapshot(step, epoch, weights))
-        self._show_evaluation(step)
+        if defer_evaluation:
+            self._evaluation_turn.start()
+        else:
+            self._evaluation_turn.stop()
+            self._show_evaluation(step)
         self.shown_step_changed.emit(step)
+
+    def _show_shown_evaluation(self) -> None:
+        if not self.live:
+            self._show_evaluation(self.shown_step)
 
     def _show_evaluation(self, step: int) -> None:
         """The nearest recorded evaluation at or before `step` (read and shown only when it is another one)."""

@@ -42,7 +42,7 @@ class WindowTimeline(QObject):
     def seek_quietly(self, step: int) -> None:
         """A seek from the slider or a curve: a problem goes to the status bar."""
         try:
-            self.w.timeline.seek(step)
+            self.w.timeline.seek(step, defer_evaluation=True)  # the slider, Play, a click on a curve
         except CnnvizError as exc:
             self.w.statusBar().showMessage(str(exc), 6000)
 

@@ -218,3 +218,16 @@ def test_seeking_shows_recorded_evaluations_again_without_adding_test_points(win
         window.seek(step)
     qtbot.wait(150)  # (the curves redraw coalesced)
     assert window.curves._test_acc.getData()[0].tolist() == before
+
+
+def test_the_slider_shows_a_steps_evaluation_one_turn_after_its_weights(window, qtbot, sparse_run):
+    """Play and the slider split a frame in two: the weights at once, the recorded evaluation a turn later."""
+    assert window.open_run(str(sparse_run))  # anchors only: steps 0, 5 and 10 are stored
+    window.seek(10)
+    assert window.session.evaluation.step == 10  # the automation surface: all at once
+    window.timeline.seek(7, defer_evaluation=True)
+    assert window.shown_step() == 5 and window.session.evaluation.step == 10
+    qtbot.waitUntil(lambda: window.session.evaluation.step == 5, timeout=2000)
+    window.timeline_bar.slider.setValue(10)  # the slider defers
+    assert window.shown_step() == 10 and window.session.evaluation.step == 5
+    qtbot.waitUntil(lambda: window.session.evaluation.step == 10, timeout=2000)
