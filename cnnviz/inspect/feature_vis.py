@@ -134,4 +134,7 @@ def maximise(model: nn.Module, shape: tuple[int, int], layer: str | None = None,
         with torch.no_grad():
             score = float(objective((x - mean) / std))
     report(s.steps, s.steps)
-    return ActmaxResult(x.detach()[0, 0].numpy().astype(np.float32).copy(), score, start, target)
+    image = x.detach()[0, 0].numpy().astype(np.float32).copy()
+    if not (np.isfinite(image).all() and np.isfinite(score)):
+        raise CnnvizError(f"no input for {target}: the weights are not finite numbers (the run has diverged)")
+    return ActmaxResult(image, score, start, target)

@@ -62,6 +62,8 @@ def pca_fit(x: np.ndarray) -> PcaBasis:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0:
         raise SpecError(f"PCA needs a non-empty (points, features) array; got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise SpecError("the embeddings are not finite numbers (the weights have diverged): nothing to project")
     mean = x.mean(axis=0)
     _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
     axes = np.zeros((x.shape[1], 2))

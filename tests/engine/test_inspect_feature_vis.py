@@ -80,3 +80,13 @@ def test_cancel_and_bad_targets():
         maximise(model, (16, 16), layer="conv", index=5, settings=ActmaxSettings(steps=2))
     with pytest.raises(SpecError):
         maximise(model, (16, 16), layer=None, index=9, settings=ActmaxSettings(steps=2))
+
+
+def test_diverged_weights_give_one_clear_error_not_a_picture_of_nan():
+    from cnnviz.errors import CnnvizError
+
+    model = _EdgeNet()
+    with torch.no_grad():
+        model.layers.fc.weight.fill_(float("nan"))
+    with pytest.raises(CnnvizError, match="not finite"):
+        maximise(model, (16, 16), layer=None, index=1, settings=ActmaxSettings(steps=8, seed=0))

@@ -82,3 +82,10 @@ def test_inside_polygon_and_bad_input():
     assert not inside_polygon(pts, square[:2]).any()
     with pytest.raises(SpecError):
         pca_fit(np.zeros((0, 3)))
+
+
+def test_pca_of_diverged_embeddings_is_one_clear_error():
+    x = np.random.default_rng(0).normal(size=(20, 4))
+    x[3, 1] = np.nan
+    with pytest.raises(SpecError, match="not finite"):
+        pca_fit(x)
