@@ -166,3 +166,16 @@ def test_export_png_writes_a_picture(view, tmp_path):
     view.export_png(str(path))
     assert path.stat().st_size > 1000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_long_layer_note_ends_in_an_ellipsis_with_the_whole_text_in_its_tooltip(qtbot):
+    from cnnviz.gui.widgets.mosaic_canvas import ElidedLabel
+
+    label = ElidedLabel("values -0.758 to 1.21  (blue < 0 < red)")
+    qtbot.addWidget(label)
+    label.resize(80, 20)
+    label.show()
+    assert label.text() == "values -0.758 to 1.21  (blue < 0 < red)"  # the whole text for the program
+    assert label.toolTip() == label.text()
+    label.resize(800, 20)
+    assert label.toolTip() == ""  # it fits

@@ -197,6 +197,38 @@ class MosaicCanvas(pg.GraphicsView):
         super().leaveEvent(ev)
 
 
+class ElidedLabel(QLabel):
+    """A one-line label whose width does not follow its text: text too long for it ends in "…", the whole of it
+    in the tooltip. ``text()`` is the whole text.
+
+    A layer's note changes at every weight update; a label whose width followed the text re-laid out the whole
+    scrolling stack and repainted its scroll bar each time (~4 ms a frame while playing)."""
+
+    def __init__(self, text: str = "", parent=None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        self._full = text
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight,
+                                              max(0, self.contentsRect().width()))
+        if shown != super().text():
+            super().setText(shown)
+        self.setToolTip(self._full if shown != self._full else "")
+
+
 class LayerPanel(QWidget):
     """One layer: a bold title, a grey note line, its canvas and optionally a widget below it."""
 
@@ -209,11 +241,8 @@ class LayerPanel(QWidget):
         font = self.title.font()
         font.setBold(True)
         self.title.setFont(font)
-        self.note = QLabel("")
+        self.note = ElidedLabel("")  # changes at every weight update: see ElidedLabel
         self.note.setStyleSheet("color: palette(placeholder-text);")
-        # its text (the value range) changes at every weight update: a width that followed the text re-laid out
-        # the whole scrolling stack and repainted its scroll bar each time (~4 ms a frame while playing)
-        self.note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.canvas = canvas
         self.extra = extra
         layout.addWidget(self.title)
