@@ -50,7 +50,7 @@ def _no_background_job_outlives_its_test():
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     """A real main window (as `cnnviz` opens it) with its own app-data folder, answering yes to every question;
-    closed after the test, which must leave no run going."""
+    closed after the test, which must leave no run going (nor a compared one)."""
     monkeypatch.setenv("CNNVIZ_DATA_DIR", str(tmp_path / "appdata"))
     from cnnviz.app import create_window
 
@@ -59,4 +59,4 @@ def window(qtbot, tmp_path, monkeypatch):
     w.confirm = lambda *args: True
     yield w
     w.close()
-    assert not w.controller.active
+    assert not w.controller.active and not w.compare.controller.active

@@ -8,19 +8,6 @@ import pytest
 from cnnviz.cli import main
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNVIZ_DATA_DIR", str(tmp_path / "appdata"))
-    from cnnviz.app import create_window
-
-    w = create_window([])
-    qtbot.addWidget(w)
-    w.confirm = lambda *args: True
-    yield w
-    w.close()
-    assert not w.controller.active and not w.compare.controller.active
-
-
 @pytest.fixture(scope="module")
 def saved_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("saved")
